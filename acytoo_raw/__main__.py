@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from contextlib import aclosing
 from functools import partial
+from itertools import pairwise
 
 import anyio
 
@@ -153,7 +154,7 @@ def _summary(start: float, arrivals: list[float], size: int) -> str:
     """One line: pieces, bytes, time to first piece, median and p99 gap between pieces."""
     if not arrivals:
         return "received no pieces"
-    gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:], strict=False))
+    gaps = sorted(b - a for a, b in pairwise(arrivals))
     first = (arrivals[0] - start) * 1000
     median = statistics.median(gaps) * 1000 if gaps else 0.0
     p99 = gaps[min(len(gaps) - 1, round(0.99 * (len(gaps) - 1)))] * 1000 if gaps else 0.0

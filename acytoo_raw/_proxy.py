@@ -58,9 +58,7 @@ async def open_tunnel(stream: ByteStream, target: URL, proxy: ProxyURL) -> ByteS
             try:
                 data = await stream.receive()
             except (EndOfStream, BrokenResourceError) as exc:
-                raise ProxyError(
-                    f"{where} closed the connection before answering CONNECT"
-                ) from exc
+                raise ProxyError(f"{where} closed the connection before answering CONNECT") from exc
             connection.receive_data(data)
             continue
         if isinstance(event, h11.InformationalResponse):

@@ -27,9 +27,7 @@ def _create_header() -> dict[str, str]:
     return {"accept": "*/*", "content-type": "application/json"}
 
 
-def _create_payload(
-    messages: Messages, temperature: float = 0.5, **kwargs: Any
-) -> dict[str, Any]:
+def _create_payload(messages: Messages, temperature: float = 0.5, **kwargs: Any) -> dict[str, Any]:
     """The JSON payload of ``/api/completions``; other keyword arguments are ignored."""
     return {
         "key": "",

@@ -1,0 +1,371 @@
+"""The engine end to end over real loopback sockets, on asyncio and trio."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+from contextlib import aclosing
+
+import anyio
+import anyio.lowlevel
+import pytest
+import trustme
+
+import acytoo_raw
+from acytoo_raw import (
+    AcytooError,
+    ConnectError,
+    ConnectTimeout,
+    HTTPStatusError,
+    LocalProtocolError,
+    ReadTimeout,
+    RemoteProtocolError,
+    Timeout,
+    TLSError,
+    TotalTimeout,
+    WriteTimeout,
+)
+from acytoo_raw.server import serve
+from tests.peers import LAST_CHUNK, chunk, chunked_head, response, script, scripted_server
+
+pytestmark = pytest.mark.anyio
+
+HELLO = [{"role": "user", "content": "Привет, мир! 你好 👋 hello"}]
+PAYLOAD = {"key": "", "model": "gpt-3.5-turbo", "messages": HELLO, "temperature": 0.5}
+# Generous: these prove a thing happens at all, never how fast.
+BOUND = 10.0
+
+
+async def collect_text(url: str, **kwargs: object) -> list[str]:
+    with anyio.fail_after(BOUND):
+        async with aclosing(acytoo_raw.stream_text(url, **kwargs)) as pieces:  # type: ignore[arg-type]
+            return [piece async for piece in pieces]
+
+
+async def collect_bytes(url: str, **kwargs: object) -> list[bytes]:
+    with anyio.fail_after(BOUND):
+        async with aclosing(acytoo_raw.stream_bytes(url, **kwargs)) as pieces:  # type: ignore[arg-type]
+            return [piece async for piece in pieces]
+
+
+async def test_streams_the_loopback_servers_answer_piece_by_piece() -> None:
+    async with serve(delay=0.01) as base:
+        pieces = await collect_text(f"{base}/api/completions", json=PAYLOAD)
+    assert "".join(pieces) == HELLO[0]["content"]
+    assert len(pieces) == len(HELLO[0]["content"].split())
+
+
+async def test_bytes_and_text_agree() -> None:
+    async with serve() as base:
+        raw = await collect_bytes(f"{base}/api/completions", json=PAYLOAD)
+    assert b"".join(raw).decode("utf-8") == HELLO[0]["content"]
+    assert all(raw)
+
+
+async def test_open_stream_exposes_status_headers_and_body() -> None:
+    async with serve() as base:
+        with anyio.fail_after(BOUND):
+            async with acytoo_raw.open_stream(f"{base}/api/completions", json=PAYLOAD) as r:
+                assert r.status_code == 200
+                assert r.reason == "OK"
+                assert r.http_version == "1.1"
+                assert r.get_header("Content-Type") == "text/plain; charset=utf-8"
+                assert r.charset == "utf-8"
+                text = "".join([piece async for piece in r.aiter_text()])
+    assert text == HELLO[0]["content"]
+
+
+async def test_split_multibyte_character_is_decoded_whole() -> None:
+    body = "日本".encode()
+    steps = (chunked_head(), chunk(body[:2]), 0.05, chunk(body[2:4]), 0.05, chunk(body[4:]))
+    async with scripted_server(script(*steps, LAST_CHUNK)) as (base, _):
+        text = await collect_text(base)
+        raw = await collect_bytes(base)
+    assert text == ["日", "本"]  # No empty string for the piece that held half a character.
+    assert raw == [body[:2], body[2:4], body[4:]]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encoded"),
+    [
+        (b"text/plain; charset=latin-1", "café".encode("latin-1")),
+        (b'text/plain; charset="UTF-16"', "привет".encode("utf-16")),
+        (b"text/plain", "naïve".encode()),
+        (b"text/plain; charset=no-such-codec", "naïve".encode()),
+    ],
+)
+async def test_charset_comes_from_content_type(content_type: bytes, encoded: bytes) -> None:
+    reply = response(encoded, headers=(b"content-type: " + content_type,))
+    async with scripted_server(script(reply)) as (base, _):
+        text = "".join(await collect_text(base))
+    codec = content_type.partition(b"charset=")[2].strip(b'"').decode() or "utf-8"
+    expected = encoded.decode("utf-8" if codec == "no-such-codec" else codec)
+    assert text == expected
+
+
+async def test_strict_decoding_raises_on_invalid_bytes() -> None:
+    async with scripted_server(script(response(b"ok \xff"))) as (base, _):
+        assert "".join(await collect_text(base)) == "ok \ufffd"
+        with pytest.raises(UnicodeDecodeError):
+            await collect_text(base, encoding_errors="strict")
+
+
+async def test_request_leaves_as_one_valid_post() -> None:
+    async with scripted_server(script(response(b"x"))) as (base, log):
+        await collect_bytes(f"{base}/api/completions?a=1", json=PAYLOAD, headers={"x-y": "z"})
+    request = log.requests[0]
+    head, _, body = request.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /api/completions?a=1 HTTP/1.1\r\n")
+    assert f"host: 127.0.0.1:{base.rsplit(':', 1)[1]}".encode() in head.lower()
+    assert b"content-type: application/json" in head.lower()
+    assert b"x-y: z" in head.lower()
+    assert b"content-length: %d" % len(body) in head.lower()
+    assert body.decode("utf-8").startswith('{"key":""')
+
+
+async def test_close_delimited_body_ends_normally() -> None:
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n"
+    async with scripted_server(script(head, b"one ", 0.02, b"two")) as (base, _):
+        assert "".join(await collect_text(base)) == "one two"
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        pytest.param((b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n12345",), id="short-length"),
+        pytest.param((chunked_head(), chunk(b"abc")), id="chunked-no-last-chunk"),
+        pytest.param((chunked_head(), b"a\r\n12345"), id="chunked-cut-mid-data"),
+        pytest.param((chunked_head(), b"zz\r\n"), id="chunked-bad-size"),
+        pytest.param((b"HTTP/1.1 200 OK\r\ncontent-le",), id="cut-in-head"),
+        pytest.param((b"HTTP/9.9 banana\r\n\r\n",), id="garbage-status-line"),
+        pytest.param((b"\x00\x01\x02 not http\r\n\r\n",), id="binary-garbage"),
+        pytest.param((), id="closed-without-response"),
+        pytest.param(
+            (b"HTTP/1.1 200 OK\r\nx: " + b"a" * (200 * 1024) + b"\r\n\r\n",), id="oversized-head"
+        ),
+    ],
+)
+async def test_malformed_or_truncated_response_is_remote_protocol_error(
+    steps: tuple[bytes, ...],
+) -> None:
+    async with scripted_server(script(*steps)) as (base, _):
+        with pytest.raises(RemoteProtocolError):
+            await collect_bytes(base)
+
+
+async def test_oversized_head_fails_without_reading_it_all() -> None:
+    endless_header = (b"HTTP/1.1 200 OK\r\nx: ",) + (b"a" * 65536, 0.0) * 64
+    async with scripted_server(script(*endless_header, hang=True)) as (base, _):
+        with pytest.raises(RemoteProtocolError, match=r"malformed|large|size"):
+            await collect_bytes(base)
+
+
+async def test_non_2xx_raises_http_status_error_with_bounded_body() -> None:
+    big = b"e" * (200 * 1024)
+    reply = response(big, status=b"503 Service Unavailable", headers=(b"retry-after: 5",))
+    async with scripted_server(script(reply)) as (base, _):
+        with pytest.raises(HTTPStatusError) as caught:
+            await collect_text(base)
+    error = caught.value
+    assert error.status_code == 503
+    assert error.reason == "Service Unavailable"
+    assert ("retry-after", "5") in error.headers
+    assert error.body == big[: 64 * 1024]
+
+
+async def test_loopback_server_400_is_http_status_error_with_json_body() -> None:
+    async with serve() as base:
+        with pytest.raises(HTTPStatusError) as caught:
+            await collect_text(f"{base}/api/completions", content=b"not json")
+    assert caught.value.status_code == 400
+    assert caught.value.body.startswith(b'{"msg"')
+
+
+async def test_error_body_is_read_within_the_read_timeout() -> None:
+    head = b"HTTP/1.1 500 Oops\r\ncontent-length: 100\r\n\r\npartial"
+    async with scripted_server(script(head, hang=True)) as (base, _):
+        with pytest.raises(ReadTimeout):
+            await collect_text(base, timeout=Timeout(read=0.2))
+
+
+async def test_refused_connection_is_connect_error() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()  # Nobody listens there now.
+    with pytest.raises(ConnectError, match="refused"):
+        await collect_bytes(f"http://127.0.0.1:{port}/")
+
+
+async def test_stalled_tls_handshake_is_connect_timeout() -> None:
+    async with scripted_server(script(hang=True)) as (base, _):
+        url = base.replace("http://", "https://")
+        with pytest.raises(ConnectTimeout):
+            await collect_bytes(url, timeout=Timeout(connect=0.2))
+
+
+async def test_silent_server_is_read_timeout_before_head_and_between_pieces() -> None:
+    async with scripted_server(script(hang=True)) as (base, _):
+        with pytest.raises(ReadTimeout):
+            await collect_bytes(base, timeout=Timeout(read=0.2))
+    async with scripted_server(script(chunked_head(), chunk(b"a"), hang=True)) as (base, _):
+        received: list[bytes] = []
+
+        async def consume() -> None:
+            with anyio.fail_after(BOUND):
+                async for piece in acytoo_raw.stream_bytes(base, timeout=Timeout(read=0.2)):
+                    received.append(piece)
+
+        with pytest.raises(ReadTimeout):
+            await consume()
+        assert received == [b"a"]  # What arrived before the silence is not lost.
+
+
+async def test_read_timeout_counts_silence_not_duration() -> None:
+    steps = [chunked_head()]
+    for _ in range(6):
+        steps += [0.1, chunk(b"x")]
+    async with scripted_server(script(*steps, LAST_CHUNK)) as (base, _):
+        pieces = await collect_bytes(base, timeout=Timeout(read=0.4))
+    assert b"".join(pieces) == b"x" * 6
+
+
+async def test_unread_request_is_write_timeout() -> None:
+    # A listening socket that never accepts: the kernel completes the handshake,
+    # its buffers fill, and nothing ever reads (asyncio transports would).
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(WriteTimeout):
+            await collect_bytes(base, content=b"x" * (64 * 1024 * 1024), timeout=Timeout(write=0.3))
+
+
+async def test_endless_stream_is_cut_by_total_timeout() -> None:
+    steps = [chunked_head()] + [chunk(b"tick "), 0.02] * 400
+    async with scripted_server(script(*steps)) as (base, _):
+        with pytest.raises(TotalTimeout):
+            await collect_bytes(base, timeout=Timeout(total=0.3))
+
+
+async def test_timeouts_are_builtin_timeout_errors() -> None:
+    for cls in (ConnectTimeout, ReadTimeout, WriteTimeout, TotalTimeout):
+        assert issubclass(cls, TimeoutError)
+        assert issubclass(cls, AcytooError)
+
+
+async def test_tls_with_trusted_ca(
+    server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    async with serve(ssl_context=server_ssl_context, delay=0.01) as base:
+        assert base.startswith("https://")
+        pieces = await collect_text(
+            f"{base}/api/completions", json=PAYLOAD, ssl_context=client_ssl_context
+        )
+    assert "".join(pieces) == HELLO[0]["content"]
+
+
+async def test_untrusted_certificate_is_tls_error(server_ssl_context: ssl.SSLContext) -> None:
+    async with serve(ssl_context=server_ssl_context) as base:
+        with pytest.raises(TLSError, match="certificate"):
+            await collect_text(f"{base}/api/completions", json=PAYLOAD)
+
+
+async def test_hostname_mismatch_is_tls_error(tls_ca: trustme.CA) -> None:
+    other = tls_ca.issue_cert("other.example")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    other.configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    tls_ca.configure_trust(client_context)
+    async with serve(ssl_context=server_context) as base:
+        with pytest.raises(TLSError, match=r"127\.0\.0\.1"):
+            await collect_text(f"{base}/api/completions", json=PAYLOAD, ssl_context=client_context)
+
+
+async def test_plain_http_server_behind_https_url_is_tls_error() -> None:
+    async with serve() as base:
+        with pytest.raises(TLSError):
+            await collect_text(base.replace("http://", "https://") + "/api/completions")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"headers": {"x-evil": "a\r\nInjected: 1"}},
+        {"headers": [("bad name", "v")]},
+        {"json": {"a": object()}},
+        {"json": {}, "content": b"x"},
+    ],
+)
+async def test_bad_input_is_refused_before_connecting(bad: dict[str, object]) -> None:
+    async with scripted_server(script(response(b"x"))) as (base, log):
+        with pytest.raises(LocalProtocolError):
+            await collect_bytes(base, **bad)
+        await anyio.sleep(0.05)
+    assert log.connections == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://127.0.0.1/", "http://", "http://u:p@127.0.0.1/", "http://127.0.0.1:99999/"]
+)
+async def test_bad_url_is_local_protocol_error(url: str) -> None:
+    with pytest.raises(LocalProtocolError):
+        await collect_bytes(url)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_breaking_out_closes_the_socket_at_once() -> None:
+    steps = [chunked_head()] + [chunk(b"piece"), 0.02] * 200
+    async with scripted_server(script(*steps)) as (base, log):
+        before = open_fds()
+        with anyio.fail_after(BOUND):
+            async with aclosing(acytoo_raw.stream_bytes(base)) as pieces:
+                async for _ in pieces:
+                    break
+            await log.closed_by_client.wait()  # The peer sees the close, not a timeout.
+        await anyio.lowlevel.checkpoint()  # asyncio frees the fd on the next loop turn.
+        assert open_fds() <= before
+
+
+async def test_cancelling_the_consumer_closes_the_socket() -> None:
+    steps = [chunked_head()] + [chunk(b"piece"), 0.02] * 200
+    async with scripted_server(script(*steps)) as (base, log):
+        before = open_fds()
+        with anyio.move_on_after(0.15):
+            async with aclosing(acytoo_raw.stream_bytes(base)) as pieces:
+                async for _ in pieces:
+                    pass
+        with anyio.fail_after(BOUND):
+            await log.closed_by_client.wait()
+        await anyio.lowlevel.checkpoint()
+        assert open_fds() <= before
+
+
+async def test_cancelling_while_connecting_leaks_nothing() -> None:
+    async with scripted_server(script(hang=True)) as (base, log):
+        before = open_fds()
+        with anyio.move_on_after(0.1):  # Cancelled in the middle of the TLS handshake.
+            await collect_bytes(base.replace("http://", "https://"))
+        with anyio.fail_after(BOUND):
+            await log.closed_by_client.wait()
+        await anyio.lowlevel.checkpoint()
+        assert open_fds() <= before
+
+
+async def test_two_hundred_concurrent_streams_complete() -> None:
+    results: list[str] = []
+
+    async def one(base: str, i: int) -> None:
+        messages = [{"role": "user", "content": f"stream {i} says hello"}]
+        payload = {**PAYLOAD, "messages": messages}
+        results.append("".join(await collect_text(f"{base}/api/completions", json=payload)))
+
+    async with serve(delay=0.01) as base:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for i in range(200):
+                    tg.start_soon(one, base, i)
+    assert sorted(results) == sorted(f"stream {i} says hello" for i in range(200))
