@@ -47,7 +47,7 @@ def encode_body(json: object, content: bytes | str | None) -> tuple[bytes, bytes
         raise LocalProtocolError("pass either json= or content=, not both")
     if json is not None:
         try:
-            text = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"))
+            text = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise LocalProtocolError(f"json= is not JSON-serialisable: {exc}") from exc
         return text.encode("utf-8"), b"application/json"

@@ -140,8 +140,11 @@ def proxy_from_environment(url: URL, environ: Mapping[str, str]) -> str | None:
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name) or environ.get(name.upper())
-    return value.strip() or None if value else None
+    for key in (name, name.upper()):  # Blank values count as unset, as in curl.
+        value = environ.get(key, "").strip()
+        if value:
+            return value
+    return None
 
 
 def _bypasses_proxy(url: URL, no_proxy: str | None) -> bool:

@@ -63,10 +63,12 @@ def forwarding_proxy(log: PeerLog) -> Handler:
 
 
 async def test_tunnel_carries_plain_http_and_sends_credentials_only_to_the_proxy() -> None:
-    async with scripted_server(script(response(b"hello"))) as (origin, origin_log):
-        async with scripted_server(forwarding_proxy) as (proxy, proxy_log):
-            proxy_url = proxy.replace("http://", "http://alice:p%40ss%3Aword@")
-            assert await collect_text(origin, proxy=proxy_url) == "hello"
+    async with (
+        scripted_server(script(response(b"hello"))) as (origin, origin_log),
+        scripted_server(forwarding_proxy) as (proxy, proxy_log),
+    ):
+        proxy_url = proxy.replace("http://", "http://alice:p%40ss%3Aword@")
+        assert await collect_text(origin, proxy=proxy_url) == "hello"
     connect = proxy_log.requests[0]
     authority = origin.removeprefix("http://").encode()
     assert connect.startswith(b"CONNECT " + authority + b" HTTP/1.1\r\n")
@@ -81,17 +83,19 @@ async def test_tunnel_carries_plain_http_and_sends_credentials_only_to_the_proxy
 async def test_tls_origin_through_tunnel_checks_the_origins_certificate(
     server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
 ) -> None:
-    async with serve(ssl_context=server_ssl_context, delay=0.01) as origin:
-        async with scripted_server(forwarding_proxy) as (proxy, _):
-            text = await collect_text(
-                f"{origin}/api/completions",
-                json=PAYLOAD,
-                proxy=proxy,
-                ssl_context=client_ssl_context,
-            )
-            assert text == "through the tunnel ✓"
-            with pytest.raises(acytoo_raw.TLSError, match="certificate"):
-                await collect_text(f"{origin}/api/completions", json=PAYLOAD, proxy=proxy)
+    async with (
+        serve(ssl_context=server_ssl_context, delay=0.01) as origin,
+        scripted_server(forwarding_proxy) as (proxy, _),
+    ):
+        text = await collect_text(
+            f"{origin}/api/completions",
+            json=PAYLOAD,
+            proxy=proxy,
+            ssl_context=client_ssl_context,
+        )
+        assert text == "through the tunnel ✓"
+        with pytest.raises(acytoo_raw.TLSError, match="certificate"):
+            await collect_text(f"{origin}/api/completions", json=PAYLOAD, proxy=proxy)
 
 
 async def test_bytes_after_the_proxys_head_belong_to_the_tunnel() -> None:
@@ -124,7 +128,7 @@ async def test_refusal_is_proxy_error_with_status_and_no_password() -> None:
         pytest.param((b"SSH-2.0-OpenSSH\r\n\r\n",), id="garbage"),
         pytest.param((), id="closes-at-once"),
         pytest.param((b"HTTP/1.1 200 Conn",), id="closes-mid-head"),
-        pytest.param((b"HTTP/1.1 200 OK\r\nx: " + b"a" * 65536 + b"\r\n\r\n",), id="huge-head"),
+        pytest.param((b"HTTP/1.1 200 OK\r\nx: " + b"a" * 65536 + b"\r\n\r\n",), id="big-head"),
     ],
 )
 async def test_broken_proxy_is_proxy_error(steps: tuple[bytes, ...]) -> None:
