@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import ssl
 import statistics
@@ -17,6 +18,7 @@ from itertools import pairwise
 import anyio
 
 from ._exceptions import AcytooError
+from ._network import ssl_context_from_cafile
 from ._timeouts import Timeout
 from .provider import Acytoo
 from .server import serve, serve_forever
@@ -42,8 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except OSError as exc:  # serve: the address is taken or not ours to bind.
-        print(f"acytoo-raw: {exc.strerror or exc}", file=sys.stderr)
+    except OSError as exc:  # A --cafile that can't be read, an address already taken.
+        print(f"acytoo-raw: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -68,8 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ignore HTTPS_PROXY/HTTP_PROXY/ALL_PROXY from the environment",
     )
-    chat.add_argument("--temperature", type=float, default=0.5)
-    chat.add_argument("--timeout", type=float, help="seconds for connect, read and write")
+    chat.add_argument("--temperature", type=_finite, default=0.5)
+    chat.add_argument("--timeout", type=_seconds, help="seconds for connect, read and write")
     chat.add_argument("--cafile", help="PEM file of CA certificates to trust instead of the system")
     chat.add_argument("--proxy-cafile", help="PEM file of CA certificates for an https:// proxy")
     chat.set_defaults(handler=_chat)
@@ -77,8 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     server = commands.add_parser("serve", help="run the Acytoo-compatible loopback server")
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8000)
-    server.add_argument("--delay", type=float, default=0.05, help="seconds between pieces")
-    server.add_argument("--piece-size", type=int, help="characters per piece (default: words)")
+    server.add_argument("--delay", type=_seconds, default=0.05, help="seconds between pieces")
+    server.add_argument(
+        "--piece-size", type=_positive_int, help="characters per piece (default: words)"
+    )
     server.add_argument("--certfile", help="PEM certificate chain: serve https")
     server.add_argument("--keyfile", help="PEM private key for --certfile")
     server.set_defaults(handler=_serve)
@@ -88,12 +92,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
+    return value
+
+
 async def _chat(args: argparse.Namespace) -> None:
     if args.proxy is not None and args.no_proxy:
         raise SystemExit("acytoo-raw: --proxy and --no-proxy exclude each other")
     proxy_context = None
     if args.proxy_cafile:
-        proxy_context = ssl.create_default_context(cafile=args.proxy_cafile)
+        proxy_context = ssl_context_from_cafile(args.proxy_cafile)
     pieces = Acytoo.create_async_generator(
         "gpt-3.5-turbo",
         [{"role": "user", "content": args.message}],

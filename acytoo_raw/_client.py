@@ -9,27 +9,30 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from functools import cache
+from typing import TypeVar
 
 import anyio
 from anyio.abc import ByteStream
 
-from ._decoding import TextDecoder, charset_from_content_type
+from ._decoding import TextDecoder, charset_from_content_type, check_error_handler
 from ._exceptions import (
+    AcytooError,
     ConnectError,
     ConnectTimeout,
     HTTPStatusError,
     ProxyError,
+    ReadTimeout,
     TotalTimeout,
     WriteTimeout,
 )
 from ._http11 import HeaderInput, ResponseReader, build_request, encode_body
 from ._network import SocketStream, connect_tcp, start_tls, translate_errors
-from ._proxy import open_tunnel
+from ._proxy import Tunnel
 from ._timeouts import Timeout
-from ._urls import URL, ProxyURL, parse_proxy_url, parse_url, proxy_from_environment
+from ._urls import URL, parse_proxy_url, parse_url, proxy_from_environment
 
 __all__ = ["ERROR_BODY_LIMIT", "Response", "open_stream", "stream_bytes", "stream_text"]
 
@@ -38,6 +41,12 @@ __all__ = ["ERROR_BODY_LIMIT", "Response", "open_stream", "stream_bytes", "strea
 ERROR_BODY_LIMIT = 64 * 1024
 
 _INFINITY = float("inf")
+
+_Piece = TypeVar("_Piece", bytes, str)
+
+
+def _unchanged(data: bytes) -> bytes:
+    return data
 
 
 @cache
@@ -60,9 +69,7 @@ class Response:
     """
 
     __slots__ = (
-        "_deadline",
         "_reader",
-        "_socket",
         "headers",
         "http_version",
         "reason",
@@ -78,8 +85,6 @@ class Response:
         http_version: str,
         headers: list[tuple[str, str]],
         reader: ResponseReader,
-        socket: SocketStream,
-        deadline: float,
     ) -> None:
         self.url = url
         self.status_code = status_code
@@ -87,8 +92,6 @@ class Response:
         self.http_version = http_version
         self.headers = headers
         self._reader = reader
-        self._socket = socket
-        self._deadline = deadline
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code} {self.reason}]>"
@@ -107,69 +110,85 @@ class Response:
     def is_success(self) -> bool:
         return 200 <= self.status_code < 300
 
-    async def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
+    def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
         """Body pieces as they arrive: one ``bytes`` per socket read, never empty.
 
         Raises:
             RemoteProtocolError: malformed or truncated body.
             ReadTimeout, TotalTimeout: the server fell silent / time ran out.
         """
-        reader = self._reader
-        deadline = self._deadline
-        with translate_errors("read"):
-            while True:
-                piece = await reader.receive_body()
-                if not piece:
-                    return
-                if deadline != _INFINITY and anyio.current_time() > deadline:
-                    raise TotalTimeout("the request's total timeout ran out")
-                yield piece
+        return self._pieces(_unchanged, None)
 
-    async def aiter_text(self, errors: str = "replace") -> AsyncGenerator[str, None]:
+    def aiter_text(self, errors: str = "replace") -> AsyncGenerator[str, None]:
         """Body pieces decoded as text; a character split between reads is decoded whole.
 
         The charset comes from ``Content-Type`` (UTF-8 when absent or unknown).
-        Empty strings are never yielded. ``errors`` is a codecs error handler.
+        Empty strings are never yielded. ``errors`` is a codecs error handler;
+        with ``"strict"``, undecodable bytes raise :class:`UnicodeDecodeError`.
+        Errors as :meth:`aiter_bytes`.
         """
         decoder = TextDecoder(self.charset, errors)
-        async with aclosing(self.aiter_bytes()) as pieces:
-            async for piece in pieces:
-                text = decoder.decode(piece)
-                if text:
-                    yield text
-        tail = decoder.flush()
-        if tail:
-            yield tail
+        return self._pieces(decoder.decode, decoder.flush)
+
+    async def _pieces(
+        self, convert: Callable[[bytes], _Piece], flush: Callable[[], _Piece] | None
+    ) -> AsyncGenerator[_Piece, None]:
+        # One loop for bytes and text, so text costs no extra generator hop per piece.
+        receive = self._reader.receive_body
+        with translate_errors("read"):
+            while True:
+                data = await receive()
+                if not data:
+                    break
+                piece = convert(data)
+                if piece:
+                    yield piece
+        if flush is not None:
+            tail = flush()
+            if tail:
+                yield tail
 
     async def aread(self, limit: int | None = None) -> bytes:
         """The rest of the body, or its first ``limit`` bytes."""
         chunks: list[bytes] = []
+        await self._read_into(chunks, limit)
+        body = b"".join(chunks)
+        return body if limit is None else body[:limit]
+
+    async def _read_into(self, chunks: list[bytes], limit: int | None) -> None:
         size = 0
         async with aclosing(self.aiter_bytes()) as pieces:
             async for piece in pieces:
                 chunks.append(piece)
                 size += len(piece)
                 if limit is not None and size >= limit:
-                    break
-        body = b"".join(chunks)
-        return body if limit is None else body[:limit]
+                    return
 
     async def raise_for_status(self) -> None:
         """Raise :class:`HTTPStatusError` unless the status is 2xx.
 
         The error keeps the first 64 KiB of the body, read within the
-        request's timeouts.
+        request's timeouts. When reading it fails (a timeout, a cut body),
+        the error still comes as :class:`HTTPStatusError` with what was
+        read, and the read failure as ``__cause__``.
         """
         if self.is_success:
             return
-        body = await self.aread(ERROR_BODY_LIMIT)
-        raise HTTPStatusError(
-            f"server answered {self.status_code} {self.reason}".rstrip() + f" for {self.url}",
+        chunks: list[bytes] = []
+        failure: AcytooError | None = None
+        try:
+            await self._read_into(chunks, ERROR_BODY_LIMIT)
+        except AcytooError as exc:
+            failure = exc
+        message = f"server answered {self.status_code} {self.reason}".rstrip()
+        error = HTTPStatusError(
+            f"{message} for {self.url}",
             status_code=self.status_code,
             reason=self.reason,
             headers=self.headers,
-            body=body,
+            body=b"".join(chunks)[:ERROR_BODY_LIMIT],
         )
+        raise error from failure
 
 
 @asynccontextmanager
@@ -221,38 +240,43 @@ async def open_stream(
     proxy_url = parse_proxy_url(proxy) if proxy is not None else None
     body, content_type = encode_body(json, content)
     connection, request = build_request(method, target, headers, body, content_type)
+    tunnel = Tunnel(target, proxy_url) if proxy_url is not None else None
     limits = Timeout.of(timeout)
 
     start = anyio.current_time()
     deadline = start + limits.total if limits.total is not None else _INFINITY
     socket, stream = await _establish(
-        target, proxy_url, ssl_context, proxy_ssl_context, limits, deadline
+        target, tunnel, ssl_context, proxy_ssl_context, limits, deadline
     )
     try:
         await _send(stream, request, limits, deadline)
-        socket.read_timeout = limits.read
-        socket.deadline = deadline
-        reader = ResponseReader(stream, connection)
+        reader = ResponseReader(stream, connection, method.encode("ascii"))
+        # The whole head must come within the read timeout (a trickling or
+        # 1xx-flooding peer can't hold us), then `read` bounds each silence.
+        head_deadline = anyio.current_time() + _seconds_left(limits.read)
+        if head_deadline < deadline:
+            message = f"no complete response head within {limits.read} s"
+            socket.set_read_limits(None, head_deadline, ReadTimeout, message)
+        else:
+            socket.set_read_limits(None, deadline)
         with translate_errors("read"):
             head = await reader.receive_head()
-        response = Response(
+        socket.set_read_limits(limits.read, deadline)
+        yield Response(
             url,
             head.status_code,
             head.reason.decode("latin-1"),
             head.http_version.decode("ascii"),
             [(name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers],
             reader,
-            socket,
-            deadline,
         )
-        yield response
     finally:
         await anyio.aclose_forcefully(stream)
 
 
 async def _establish(
     target: URL,
-    proxy: ProxyURL | None,
+    tunnel: Tunnel | None,
     ssl_context: ssl.SSLContext | None,
     proxy_ssl_context: ssl.SSLContext | None,
     limits: Timeout,
@@ -261,7 +285,7 @@ async def _establish(
     """TCP, tunnel and TLS, all under the one connect timeout."""
     limit = min(_seconds_left(limits.connect), deadline - anyio.current_time())
     with anyio.move_on_after(limit), translate_errors("connect"):
-        return await _connect(target, proxy, ssl_context, proxy_ssl_context)
+        return await _connect(target, tunnel, ssl_context, proxy_ssl_context)
     if limits.connect is not None and limit >= limits.connect:
         raise ConnectTimeout(f"connecting to {target.host_header} took longer than {limit} s")
     raise TotalTimeout("the request's total timeout ran out while connecting")
@@ -269,24 +293,25 @@ async def _establish(
 
 async def _connect(
     target: URL,
-    proxy: ProxyURL | None,
+    tunnel: Tunnel | None,
     ssl_context: ssl.SSLContext | None,
     proxy_ssl_context: ssl.SSLContext | None,
 ) -> tuple[SocketStream, ByteStream]:
-    if proxy is None:
+    if tunnel is None:
         socket = await connect_tcp(target.host, target.port)
     else:
+        proxy = tunnel.proxy
         try:
             socket = await connect_tcp(proxy.host, proxy.port)
         except ConnectError as exc:
             raise ProxyError(f"cannot reach the proxy: {exc}") from exc
     stream: ByteStream = socket
     try:
-        if proxy is not None:
-            if proxy.is_tls:
+        if tunnel is not None:
+            if tunnel.proxy.is_tls:
                 context = proxy_ssl_context or default_ssl_context()
-                stream = await start_tls(stream, proxy.host, context, peer="proxy")
-            stream = await open_tunnel(stream, target, proxy)
+                stream = await start_tls(stream, tunnel.proxy.host, context, peer="proxy")
+            stream = await tunnel.open(stream)
         if target.is_tls:
             stream = await start_tls(stream, target.host, ssl_context or default_ssl_context())
     except BaseException:
@@ -365,6 +390,7 @@ async def stream_text(
     Arguments and errors as :func:`stream_bytes`; ``encoding_errors`` is the
     codecs error handler (``"strict"`` raises :class:`UnicodeDecodeError`).
     """
+    check_error_handler(encoding_errors)  # Before anything is sent.
     async with open_stream(
         url,
         method=method,

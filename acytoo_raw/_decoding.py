@@ -5,7 +5,9 @@ from __future__ import annotations
 import codecs
 from email.message import Message
 
-__all__ = ["DEFAULT_CHARSET", "TextDecoder", "charset_from_content_type"]
+from ._exceptions import LocalProtocolError
+
+__all__ = ["DEFAULT_CHARSET", "TextDecoder", "charset_from_content_type", "check_error_handler"]
 
 # RFC 8259 makes UTF-8 the JSON default and the Acytoo service sends UTF-8 text.
 DEFAULT_CHARSET = "utf-8"
@@ -27,22 +29,44 @@ def charset_from_content_type(content_type: str | None) -> str | None:
     return charset.strip() or None
 
 
+def check_error_handler(errors: str) -> None:
+    """Refuse an unknown codecs error handler before anything is sent.
+
+    Raises:
+        LocalProtocolError: ``errors`` names no registered handler.
+    """
+    try:
+        codecs.lookup_error(errors)
+    except (LookupError, TypeError) as exc:
+        raise LocalProtocolError(f"unknown encoding_errors handler {errors!r}") from exc
+
+
+def _text_codec(charset: str | None) -> codecs.CodecInfo:
+    # The server names the charset: a bytes-to-bytes codec (base64, zlib,
+    # rot13) or an unknown name must not decide what we yield.
+    try:
+        info = codecs.lookup(charset or DEFAULT_CHARSET)
+    except LookupError:
+        return codecs.lookup(DEFAULT_CHARSET)
+    if not getattr(info, "_is_text_encoding", True):
+        return codecs.lookup(DEFAULT_CHARSET)
+    return info
+
+
 class TextDecoder:
     """Decode a byte stream piece by piece, keeping split multi-byte characters whole.
 
-    An unknown charset falls back to UTF-8 (``encoding`` tells which one is
-    used). ``errors`` is a codecs error handler: ``"replace"`` (default),
-    ``"strict"`` (raises :class:`UnicodeDecodeError`), ``"ignore"``, ...
+    An unknown charset, or one that names no text encoding (``base64``),
+    falls back to UTF-8 (``encoding`` tells which one is used). ``errors``
+    is a codecs error handler: ``"replace"`` (default), ``"strict"`` (raises
+    :class:`UnicodeDecodeError`), ``"ignore"``, ...
     """
 
     __slots__ = ("_decode", "encoding")
 
     def __init__(self, charset: str | None = None, errors: str = "replace") -> None:
-        try:
-            info = codecs.lookup(charset or DEFAULT_CHARSET)
-        except LookupError:
-            info = codecs.lookup(DEFAULT_CHARSET)
-        codecs.lookup_error(errors)  # Fail now on an unknown handler, not mid-stream.
+        info = _text_codec(charset)
+        check_error_handler(errors)
         self.encoding = info.name
         self._decode = info.incrementaldecoder(errors).decode
 

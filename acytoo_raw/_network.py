@@ -24,8 +24,10 @@ from anyio.streams.tls import TLSStream
 from ._exceptions import (
     AcytooError,
     ConnectError,
+    LocalProtocolError,
     ReadTimeout,
     RemoteProtocolError,
+    TimeoutException,
     TLSError,
     TotalTimeout,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "PrefixedStream",
     "SocketStream",
     "connect_tcp",
+    "ssl_context_from_cafile",
     "start_tls",
     "translate_errors",
 ]
@@ -48,16 +51,18 @@ READ_SIZE = 16 * 1024
 # or make the caller uncancellable.
 _MAX_READS_WITHOUT_CHECKPOINT = 16
 
+_INFINITY = float("inf")
+
 Phase = Literal["connect", "write", "read"]
 
 
 class SocketStream(ByteStream):
     """A connected non-blocking TCP socket as an anyio byte stream.
 
-    ``read_timeout`` (seconds, or ``None``) bounds each wait for data and
-    ``deadline`` (absolute ``anyio.current_time()``) bounds all of them; when
-    a wait runs out, :class:`ReadTimeout` or :class:`TotalTimeout` is raised
-    from :meth:`receive`.
+    :meth:`set_read_limits` bounds reads: each wait for data by ``gap``
+    seconds (:class:`ReadTimeout`), and every read by an absolute
+    ``deadline`` in ``anyio.current_time()`` (the error given), checked also
+    when data keeps arriving so a peer that never pauses can't outlast it.
     """
 
     def __init__(self, sock: socket.socket) -> None:
@@ -66,12 +71,25 @@ class SocketStream(ByteStream):
         self._view = memoryview(self._buffer)
         self._reads_without_checkpoint = 0
         self._closed = False
-        self.read_timeout: float | None = None
-        self.deadline = float("inf")
+        self._gap: float | None = None
+        self._deadline = _INFINITY
+        self._deadline_error: tuple[type[TimeoutException], str] = (TotalTimeout, "")
 
     @property
     def socket(self) -> socket.socket:
         return self._socket
+
+    def set_read_limits(
+        self,
+        gap: float | None,
+        deadline: float = _INFINITY,
+        deadline_error: type[TimeoutException] = TotalTimeout,
+        message: str = "the request's total timeout ran out",
+    ) -> None:
+        """Bound later reads: ``gap`` of silence, and an absolute ``deadline``."""
+        self._gap = gap
+        self._deadline = deadline
+        self._deadline_error = (deadline_error, message)
 
     async def receive(self, max_bytes: int = READ_SIZE) -> bytes:
         """The next bytes from the peer; raises ``anyio.EndOfStream`` at EOF."""
@@ -88,6 +106,9 @@ class SocketStream(ByteStream):
                 raise anyio.BrokenResourceError(exc.strerror or str(exc)) from exc
             if size == 0:
                 raise anyio.EndOfStream
+            if self._deadline != _INFINITY and anyio.current_time() > self._deadline:
+                error, message = self._deadline_error
+                raise error(message)
             self._reads_without_checkpoint += 1
             if self._reads_without_checkpoint >= _MAX_READS_WITHOUT_CHECKPOINT:
                 self._reads_without_checkpoint = 0
@@ -98,18 +119,19 @@ class SocketStream(ByteStream):
         self._reads_without_checkpoint = 0
         if self._closed:
             raise anyio.ClosedResourceError
-        if self.read_timeout is None and self.deadline == float("inf"):
+        if self._gap is None and self._deadline == _INFINITY:
             await anyio.wait_readable(self._socket)
             return
         now = anyio.current_time()
-        gap_end = now + self.read_timeout if self.read_timeout is not None else float("inf")
-        wait_end = min(gap_end, self.deadline)
+        gap_end = now + self._gap if self._gap is not None else _INFINITY
+        wait_end = min(gap_end, self._deadline)
         with anyio.move_on_after(wait_end - now) as scope:
             await anyio.wait_readable(self._socket)
         if scope.cancelled_caught:
             if wait_end == gap_end:
-                raise ReadTimeout(f"no data from the server for {self.read_timeout} s")
-            raise TotalTimeout("the request's total timeout ran out")
+                raise ReadTimeout(f"no data from the server for {self._gap} s")
+            error, message = self._deadline_error
+            raise error(message)
 
     async def send(self, item: bytes) -> None:
         """Send all of ``item``; waits while the kernel's buffer is full."""
@@ -206,6 +228,19 @@ async def _connect_socket(sock: socket.socket, address: tuple[object, ...]) -> N
         raise OSError(error, os.strerror(error))
 
 
+def ssl_context_from_cafile(cafile: str) -> ssl.SSLContext:
+    """A verifying context that trusts the CA certificates in the PEM file ``cafile``.
+
+    Raises:
+        LocalProtocolError: the file cannot be read or holds no certificate.
+    """
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise LocalProtocolError(f"cannot load CA file {cafile!r}: {reason}") from exc
+
+
 async def start_tls(
     stream: ByteStream, hostname: str, context: ssl.SSLContext, peer: str = "server"
 ) -> TLSStream:
@@ -259,6 +294,10 @@ def translate_errors(phase: Phase) -> Iterator[None]:
         raise RemoteProtocolError(f"connection broken while {_DOING[phase]}: {exc}") from exc
     except anyio.ClosedResourceError as exc:
         raise RemoteProtocolError(f"connection closed while {_DOING[phase]}") from exc
+    except anyio.BusyResourceError as exc:
+        raise LocalProtocolError(
+            "another task is already reading this response; read it from one task"
+        ) from exc
 
 
 _DOING = {

@@ -11,7 +11,7 @@ import base64
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from ._exceptions import LocalProtocolError
 
@@ -19,8 +19,13 @@ __all__ = ["URL", "ProxyURL", "parse_proxy_url", "parse_url", "proxy_from_enviro
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
-# Characters that would let a URL smuggle a second header line or request.
-_FORBIDDEN_IN_URL = frozenset("\r\n\t\x00 ")
+# Control characters and spaces would let a URL smuggle a second header line
+# or request; no valid URL holds them unescaped.
+_FORBIDDEN_IN_URL = frozenset(chr(code) for code in [*range(0x21), 0x7F])
+
+# Kept as they are when a target is percent-encoded: RFC 3986 reserved and
+# unreserved characters, and "%" so existing escapes survive.
+_SAFE_IN_TARGET = "/?#[]@!$&'()*+,;=:-._~%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +92,7 @@ def parse_url(url: str) -> URL:
         LocalProtocolError: not a string, unsupported scheme, no host, bad port,
             credentials present, or whitespace/control characters.
     """
-    parts = _split(url, "URL")
+    parts = _split(url, "URL", secret=False)
     if parts.username is not None or parts.password is not None:
         raise LocalProtocolError(
             "credentials in the URL are not supported; send an Authorization header instead"
@@ -97,29 +102,35 @@ def parse_url(url: str) -> URL:
         target = "/" + target
     if parts.query:
         target = f"{target}?{parts.query}"
+    if not target.isascii():  # Non-ASCII path or query: send it percent-encoded, as browsers do.
+        target = quote(target, safe=_SAFE_IN_TARGET)
     scheme = parts.scheme.lower()
-    return URL(scheme, _host(parts, "URL"), _port(parts, scheme, "URL"), target)
+    return URL(scheme, _host(parts, "URL"), _port(parts, scheme, "URL", secret=False), target)
 
 
 def parse_proxy_url(url: str) -> ProxyURL:
     """Parse a proxy URL: ``http://[user:pass@]host:port`` or ``https://...``.
 
-    Credentials are percent-decoded. A path other than ``/`` is refused, since
-    it would be silently ignored.
+    Credentials are percent-decoded (a ``#``, ``@`` or ``/`` in a password
+    must be written ``%23``, ``%40``, ``%2F``). A path, query or fragment is
+    refused, since it would be silently ignored. Error messages never repeat
+    the URL, which may hold a password.
 
     Raises:
         LocalProtocolError: unsupported scheme, no host, bad port, or a path.
     """
-    parts = _split(url, "proxy URL")
-    if parts.path not in ("", "/") or parts.query:
-        raise LocalProtocolError("a proxy URL takes no path or query")
+    parts = _split(url, "proxy URL", secret=True)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "#" in url:
+        raise LocalProtocolError(
+            "a proxy URL takes no path, query or fragment (percent-encode '#' in a password)"
+        )
     scheme = parts.scheme.lower()
     username = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     return ProxyURL(
         scheme,
         _host(parts, "proxy URL"),
-        _port(parts, scheme, "proxy URL"),
+        _port(parts, scheme, "proxy URL", secret=True),
         username,
         password,
     )
@@ -132,11 +143,14 @@ def proxy_from_environment(url: URL, environ: Mapping[str, str]) -> str | None:
     ``ALL_PROXY``, lower-case names first as curl does, and honours
     ``NO_PROXY``: ``*``, host names, domain suffixes (``example.com`` and
     ``.example.com`` both match ``api.example.com``), IP literals, each
-    optionally with ``:port``.
+    optionally with ``:port``. A value without a scheme is an ``http://`` proxy.
     """
     if _bypasses_proxy(url, _env(environ, "no_proxy")):
         return None
-    return _env(environ, f"{url.scheme}_proxy") or _env(environ, "all_proxy")
+    proxy = _env(environ, f"{url.scheme}_proxy") or _env(environ, "all_proxy")
+    if proxy is not None and "://" not in proxy:
+        proxy = "http://" + proxy  # "host:port" means an http proxy, as in curl.
+    return proxy
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:
@@ -177,7 +191,7 @@ def _split_host_port(entry: str) -> tuple[str, int | None]:
     return host, int(port) if port.isdigit() else None
 
 
-def _split(url: str, what: str) -> SplitResult:
+def _split(url: str, what: str, *, secret: bool) -> SplitResult:
     if not isinstance(url, str):
         raise LocalProtocolError(f"{what} must be a str, not {type(url).__name__}")
     if _FORBIDDEN_IN_URL.intersection(url):
@@ -185,7 +199,11 @@ def _split(url: str, what: str) -> SplitResult:
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise LocalProtocolError(f"invalid {what}: {exc}") from exc
+        if not secret:
+            raise LocalProtocolError(f"invalid {what}: {exc}") from exc
+        parts = None
+    if parts is None:  # Raised outside the handler: urlsplit's message quotes the password.
+        raise LocalProtocolError(f"invalid {what}")
     if parts.scheme.lower() not in DEFAULT_PORTS:
         shown = parts.scheme or "none"
         raise LocalProtocolError(f"unsupported {what} scheme {shown!r}: use http:// or https://")
@@ -209,11 +227,15 @@ def _host(parts: SplitResult, what: str) -> str:
     return host
 
 
-def _port(parts: SplitResult, scheme: str, what: str) -> int:
+def _port(parts: SplitResult, scheme: str, what: str, *, secret: bool) -> int:
     try:
         port = parts.port
     except ValueError as exc:
-        raise LocalProtocolError(f"{what} has an invalid port: {exc}") from exc
+        if not secret:
+            raise LocalProtocolError(f"{what} has an invalid port: {exc}") from exc
+        port = -1
+    if port == -1:  # Raised outside the handler: the "port" may be part of a password.
+        raise LocalProtocolError(f"{what} has an invalid port")
     if port == 0:
         raise LocalProtocolError(f"{what} has port 0")
     return port if port is not None else DEFAULT_PORTS[scheme]

@@ -15,6 +15,7 @@ from typing import Any, Final
 from anyio.from_thread import start_blocking_portal
 
 from ._client import stream_text
+from ._network import ssl_context_from_cafile
 from ._timeouts import Timeout
 
 __all__ = ["Acytoo", "_create_header", "_create_payload"]
@@ -96,7 +97,7 @@ class Acytoo:
                 :func:`acytoo_raw.stream_text`.
         """
         if ssl_context is None and cafile is not None:
-            ssl_context = ssl.create_default_context(cafile=cafile)
+            ssl_context = ssl_context_from_cafile(cafile)
         endpoint = f"{(base_url or cls.url).rstrip('/')}/api/completions"
         pieces = stream_text(
             endpoint,
@@ -133,17 +134,26 @@ class Acytoo:
         """
         with start_blocking_portal() as portal:
             agen = cls.create_async_generator(model, messages, **kwargs)
+            in_flight = False  # A portal call is running the generator right now.
             try:
+                in_flight = True
                 if not stream:
-                    yield portal.call(_join, agen)
+                    answer = portal.call(_join, agen)
+                    in_flight = False
+                    yield answer
                     return
                 while True:
                     piece = portal.call(_next_or_done, agen)
+                    in_flight = False
                     if isinstance(piece, _Done):
                         return
                     yield piece
+                    in_flight = True
             finally:
-                portal.call(agen.aclose)
+                # Interrupted mid-call (Ctrl-C): the generator is still running
+                # there; leaving the portal cancels it, which closes the socket.
+                if not in_flight:
+                    portal.call(agen.aclose)
 
 
 async def _join(agen: AsyncGenerator[str, None]) -> str:

@@ -95,3 +95,61 @@ def test_summary_reports_pieces_bytes_first_piece_and_gaps() -> None:
     assert "gap median: 15.0 ms" in line
     assert "gap p99: 20.0 ms" in line
     assert _summary(start, [], 0) == "received no pieces"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("chat", "hi", "--timeout", "-1"),
+        ("chat", "hi", "--timeout", "nan"),
+        ("chat", "hi", "--temperature", "inf"),
+        ("serve", "--delay", "-1"),
+        ("serve", "--piece-size", "0"),
+    ],
+)
+def test_bad_option_values_are_usage_errors_without_traceback(args: tuple[str, ...]) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "error: argument" in result.stderr
+
+
+def test_unreadable_cafile_names_the_file() -> None:
+    result = run_cli("chat", "hi", "--cafile", "/no/such/ca.pem", "--base-url", "https://x")
+    assert result.returncode == 1
+    assert "/no/such/ca.pem" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+CTRL_C_DURING_CREATE_COMPLETION = """
+import sys
+from acytoo_raw import Acytoo
+from tests.threaded import threaded_server
+with threaded_server(delay=5.0) as base:
+    try:
+        for piece in Acytoo.create_completion("m", [{"role": "user", "content": "a b"}],
+                                              base_url=base):
+            print("piece", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_during_create_completion_is_a_keyboard_interrupt() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_DURING_CREATE_COMPLETION],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "piece\n"  # Now blocked waiting for the next piece.
+        time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=BOUND)
+    finally:
+        child.kill()
+        child.wait()
+    assert out == "interrupted\n", err
+    assert "RuntimeError" not in err

@@ -27,7 +27,15 @@ from acytoo_raw import (
     WriteTimeout,
 )
 from acytoo_raw.server import serve
-from tests.peers import LAST_CHUNK, chunk, chunked_head, response, script, scripted_server
+from tests.peers import (
+    LAST_CHUNK,
+    chunk,
+    chunked_head,
+    read_request,
+    response,
+    script,
+    scripted_server,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -157,7 +165,7 @@ async def test_malformed_or_truncated_response_is_remote_protocol_error(
 async def test_oversized_head_fails_without_reading_it_all() -> None:
     endless_header = (b"HTTP/1.1 200 OK\r\nx: ",) + (b"a" * 65536, 0.0) * 64
     async with scripted_server(script(*endless_header, hang=True)) as (base, _):
-        with pytest.raises(RemoteProtocolError, match=r"malformed|large|size"):
+        with pytest.raises(RemoteProtocolError, match=r"longer than 65536 bytes"):
             await collect_bytes(base)
 
 
@@ -182,11 +190,24 @@ async def test_loopback_server_400_is_http_status_error_with_json_body() -> None
     assert caught.value.body.startswith(b'{"msg"')
 
 
-async def test_error_body_is_read_within_the_read_timeout() -> None:
+async def test_error_body_is_read_within_the_read_timeout_and_keeps_the_status() -> None:
     head = b"HTTP/1.1 500 Oops\r\ncontent-length: 100\r\n\r\npartial"
     async with scripted_server(script(head, hang=True)) as (base, _):
-        with pytest.raises(ReadTimeout):
+        with pytest.raises(HTTPStatusError) as caught:
             await collect_text(base, timeout=Timeout(read=0.2))
+    assert caught.value.status_code == 500
+    assert caught.value.body == b"partial"
+    assert isinstance(caught.value.__cause__, ReadTimeout)
+
+
+async def test_truncated_error_body_keeps_the_status() -> None:
+    head = b"HTTP/1.1 503 Busy\r\ncontent-length: 100\r\n\r\ncut"
+    async with scripted_server(script(head)) as (base, _):
+        with pytest.raises(HTTPStatusError) as caught:
+            await collect_text(base)
+    assert caught.value.status_code == 503
+    assert caught.value.body == b"cut"
+    assert isinstance(caught.value.__cause__, RemoteProtocolError)
 
 
 async def test_refused_connection_is_connect_error() -> None:
@@ -369,3 +390,70 @@ async def test_two_hundred_concurrent_streams_complete() -> None:
                 for i in range(200):
                     tg.start_soon(one, base, i)
     assert sorted(results) == sorted(f"stream {i} says hello" for i in range(200))
+
+
+async def test_interim_response_flood_is_refused() -> None:
+    flood = (b"HTTP/1.1 100 Continue\r\n\r\n" * 40,)
+    async with scripted_server(script(*flood, hang=True)) as (base, _):
+        with pytest.raises(RemoteProtocolError, match="interim"):
+            await collect_bytes(base)
+
+
+async def test_a_few_interim_responses_are_skipped() -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n"
+    async with scripted_server(script(interim, response(b"final"))) as (base, _):
+        assert await collect_bytes(base) == [b"final"]
+
+
+async def test_trickling_head_is_bounded_by_the_read_timeout() -> None:
+    # One byte every 0.1 s never leaves a silence of 0.3 s, but the head as a
+    # whole must arrive within it.
+    trickle = [step for byte in b"HTTP/1.1 200 OK\r\nx: yyyyyyyy" for step in (bytes([byte]), 0.1)]
+    async with scripted_server(script(*trickle, hang=True)) as (base, _):
+        with pytest.raises(ReadTimeout, match="head"):
+            await collect_bytes(base, timeout=Timeout(read=0.3))
+
+
+async def test_total_timeout_fires_while_data_never_pauses() -> None:
+    async def flood(stream: anyio.abc.ByteStream) -> None:
+        await read_request(stream)
+        await stream.send(chunked_head())
+        block = chunk(b"z" * 8192)
+        with anyio.move_on_after(BOUND):
+            while True:
+                await stream.send(block)
+
+    async with scripted_server(lambda log: flood) as (base, _):
+        with pytest.raises(TotalTimeout):
+            await collect_bytes(base, timeout=Timeout(total=0.3))
+
+
+async def test_reading_one_response_from_two_tasks_is_a_typed_error() -> None:
+    async with scripted_server(script(chunked_head(), hang=True)) as (base, _):
+        with anyio.fail_after(BOUND):
+            async with acytoo_raw.open_stream(base, timeout=Timeout(read=1)) as r:
+                errors: list[BaseException] = []
+
+                async def read() -> None:
+                    try:
+                        await r.aread()
+                    except AcytooError as exc:
+                        errors.append(exc)
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read)
+                    tg.start_soon(read)
+    assert any(isinstance(error, LocalProtocolError) for error in errors)
+
+
+async def test_unknown_encoding_errors_handler_is_refused_before_sending() -> None:
+    async with scripted_server(script(response(b"x"))) as (base, log):
+        with pytest.raises(LocalProtocolError, match="bogus"):
+            await collect_text(base, encoding_errors="bogus")
+    assert log.connections == 0
+
+
+async def test_a_bytes_codec_charset_still_yields_text() -> None:
+    reply = response(b"aGVsbG8=", headers=(b"content-type: text/plain; charset=base64",))
+    async with scripted_server(script(reply)) as (base, _):
+        assert await collect_text(base, encoding_errors="strict") == ["aGVsbG8="]

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from acytoo_raw._decoding import DEFAULT_CHARSET, TextDecoder, charset_from_content_type
+from acytoo_raw._exceptions import LocalProtocolError
 
 REPLACEMENT = "\ufffd"
 ASTRAL_SAMPLE = "a\U0001f600b\u00e9\u20ac\U00010348z"  # 1-, 2-, 3- and 4-byte UTF-8 chars
@@ -99,8 +100,15 @@ def test_latin1_body_is_not_decoded_as_utf8() -> None:
 
 
 def test_unknown_error_handler_fails_at_construction() -> None:
-    with pytest.raises(LookupError):
+    with pytest.raises(LocalProtocolError, match="no-such-handler"):
         TextDecoder(errors="no-such-handler")
+
+
+@pytest.mark.parametrize("charset", ["base64", "zlib", "hex", "rot13", "uu"])
+def test_a_charset_naming_a_bytes_codec_falls_back_to_utf8(charset: str) -> None:
+    decoder = TextDecoder(charset)
+    assert decoder.encoding == "utf-8"
+    assert decoder.decode("héllo".encode()) == "héllo"
 
 
 # --- TextDecoder: any split gives the original text ----------------------------------

@@ -262,9 +262,9 @@ def test_bad_method_is_refused(method: str) -> None:
         build(method)
 
 
-def test_non_ascii_target_is_refused() -> None:
-    with pytest.raises(LocalProtocolError, match="ASCII"):
-        build("GET", "http://example.com/caf\u00e9")
+def test_non_ascii_target_is_sent_percent_encoded() -> None:
+    data = build("GET", "http://example.com/caf\u00e9?q=\u00fc%20x")
+    assert data.startswith(b"GET /caf%C3%A9?q=%C3%BC%20x HTTP/1.1\r\n")
 
 
 @given(

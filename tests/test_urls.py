@@ -352,7 +352,7 @@ def test_proxy_repr_is_fixed_whatever_the_password(password: str) -> None:
     ],
 )
 def test_parse_proxy_url_refuses_path_or_query(url: str) -> None:
-    with pytest.raises(LocalProtocolError, match="no path or query"):
+    with pytest.raises(LocalProtocolError, match="no path, query or fragment"):
         parse_proxy_url(url)
 
 
@@ -510,3 +510,34 @@ def test_no_proxy_entry_that_does_not_match_keeps_the_proxy(url: str, no_proxy: 
 def test_no_proxy_applies_to_all_proxy_too() -> None:
     env = {"ALL_PROXY": "http://all:3", "no_proxy": "example.com"}
     assert proxy_from_environment(HTTPS_TARGET, env) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://alice:s\uff03cret@proxy:3128",  # urlsplit would quote the netloc
+        "http://alice:s3#cret@proxy:3128",  # unescaped '#': the rest looks like a fragment
+        "http://alice:12#34@proxy:3128",
+        "http://alice:s3cret@proxy:3128#frag",
+    ],
+)
+def test_proxy_url_errors_never_show_the_password(url: str) -> None:
+    with pytest.raises(LocalProtocolError) as caught:
+        parse_proxy_url(url)
+    secret = url.split(":")[2].split("@")[0]
+    shown = f"{caught.value} {caught.value.__cause__} {caught.value.__context__}"
+    assert secret not in shown
+    assert secret.split("#")[0] not in shown.replace("proxy URL", "")
+
+
+def test_environment_proxy_without_scheme_is_http() -> None:
+    target = parse_url("https://api.example/x")
+    assert proxy_from_environment(target, {"HTTPS_PROXY": "proxy.corp:3128"}) == (
+        "http://proxy.corp:3128"
+    )
+
+
+@pytest.mark.parametrize("control", ["\x01", "\x7f", "\x1b", "\x0b"])
+def test_control_characters_anywhere_in_a_url_are_refused(control: str) -> None:
+    with pytest.raises(LocalProtocolError, match="control"):
+        parse_url(f"http://a{control}b/")
