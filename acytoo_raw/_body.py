@@ -113,6 +113,14 @@ class BodyParser(Protocol):
     def unused(self) -> bytes:
         """Bytes received after the end of the message (never dropped)."""
 
+    @property
+    def error(self) -> RemoteProtocolError | None:
+        """A framing error found after body bytes of the same feed.
+
+        Those bytes were returned first, so nothing is lost; the caller raises
+        this before waiting for more (the next ``feed`` raises it too).
+        """
+
     def feed(self, data: _Bytes) -> bytes:
         """Consume *data*; return all body payload bytes it completes."""
 
@@ -124,6 +132,7 @@ class ContentLengthParser:
     """A body of exactly *length* bytes (length 0: no body at all)."""
 
     __slots__ = ("_length", "_remaining", "done", "unused")
+    error: RemoteProtocolError | None = None  # Its feed never fails.
 
     def __init__(self, length: int) -> None:
         self._length = length
@@ -159,6 +168,7 @@ class UntilCloseParser:
     """A body delimited by the peer closing the connection (RFC 9112 §6.3 rule 8)."""
 
     __slots__ = ("done", "unused")
+    error: RemoteProtocolError | None = None  # Its feed never fails.
 
     def __init__(self) -> None:
         self.done = False
@@ -221,7 +231,16 @@ class ChunkedParser:
     then discarded.
     """
 
-    __slots__ = ("_chunk", "_pending", "_remaining", "_scan", "_state", "done", "unused")
+    __slots__ = (
+        "_chunk",
+        "_pending",
+        "_remaining",
+        "_scan",
+        "_state",
+        "done",
+        "error",
+        "unused",
+    )
 
     def __init__(self) -> None:
         self._state = _SIZE
@@ -231,8 +250,26 @@ class ChunkedParser:
         self._scan = 0  # where to resume searching in _pending
         self.done = False
         self.unused = b""
+        self.error: RemoteProtocolError | None = None
 
     def feed(self, data: _Bytes) -> bytes:
+        if self.error is not None:
+            raise self.error
+        pieces: list[bytes | bytearray] = []
+        try:
+            self._parse(data, pieces)
+        except RemoteProtocolError as exc:
+            if not pieces:
+                raise
+            self.error = exc  # Hand out the good bytes first; raise on the next call.
+        if not pieces:
+            return b""
+        if len(pieces) == 1:
+            out = pieces[0]
+            return out if type(out) is bytes else bytes(out)
+        return b"".join(pieces)
+
+    def _parse(self, data: _Bytes, pieces: list[bytes | bytearray]) -> None:
         pending = self._pending
         scan = 0
         if pending:
@@ -243,13 +280,12 @@ class ChunkedParser:
             buf = data
         elif self._state == _DONE:
             self.unused += data
-            return b""
+            return
         else:
             buf = bytes(data)
         n = len(buf)
         pos = 0
         state = self._state
-        pieces: list[bytes | bytearray] = []
         while pos < n:
             if state == _SIZE:
                 i = buf.find(b"\r\n", pos + scan)
@@ -342,14 +378,10 @@ class ChunkedParser:
                 pending += buf[pos:]
         elif pending:
             pending.clear()
-        if not pieces:
-            return b""
-        if len(pieces) == 1:
-            out = pieces[0]
-            return out if type(out) is bytes else bytes(out)
-        return b"".join(pieces)
 
     def feed_eof(self) -> None:
+        if self.error is not None:
+            raise self.error
         state = self._state
         if state == _DONE:
             return

@@ -202,14 +202,16 @@ class ResponseReader:
                 (fewer bytes than Content-Length, a chunked stream without its
                 last chunk).
         """
-        if self._pending:
-            piece, self._pending = self._pending, b""
-            return piece
         parser = self._parser
         if parser is None:
             raise RuntimeError("receive_head() must come first")
+        if self._pending:
+            piece, self._pending = self._pending, b""
+            return piece
         receive = self._stream.receive
         while not parser.done:
+            if parser.error is not None:  # Found after the bytes it handed out last time.
+                raise parser.error
             try:
                 data = await receive()
             except anyio.EndOfStream:

@@ -39,7 +39,7 @@ from acytoo_raw._body import (
 from acytoo_raw._exceptions import RemoteProtocolError
 
 # One snapshot per piece fed (and one after EOF): body so far, state, unused.
-Snapshot = tuple[bytes, str, bytes | None] | str
+Snapshot = tuple[bytes, str, bytes | None]
 
 # h11's chunk header regex with BWS allowed before ";" (RFC 9112 §7.1.1).
 _RFC_CHUNK_HEADER = re.compile(
@@ -89,7 +89,8 @@ def run_h11(method: bytes, pieces: Sequence[bytes], rfc: bool = True) -> list[Sn
                 unused = conn.trailing_data[0] if state == "done" else None
                 trace.append((bytes(body), state, unused))
         except h11.RemoteProtocolError:
-            trace.append("error")
+            # The body bytes handed out before the error count: nothing may be lost.
+            trace.append((bytes(body), "error", None))
     return trace
 
 
@@ -112,6 +113,8 @@ def run_ours(method: bytes, pieces: Sequence[bytes]) -> list[Snapshot]:
         for piece in pieces:
             if parser is not None:
                 body += parser.feed(piece)
+                if parser.error is not None:  # The engine raises it before waiting again.
+                    raise parser.error
             else:
                 buf += piece
                 while parser is None and (end := find_head_end(buf)) is not None:
@@ -124,6 +127,8 @@ def run_ours(method: bytes, pieces: Sequence[bytes]) -> list[Snapshot]:
                     if isinstance(event, h11.Response):
                         parser = body_parser_for(event.status_code, event.headers, method)
                         body += parser.feed(bytes(buf))
+                        if parser.error is not None:
+                            raise parser.error
                     else:
                         assert isinstance(event, h11.InformationalResponse)
             trace.append(snapshot())
@@ -133,16 +138,24 @@ def run_ours(method: bytes, pieces: Sequence[bytes]) -> list[Snapshot]:
             raise RemoteProtocolError("peer closed connection without a response")
         trace.append(snapshot())
     except RemoteProtocolError:
-        trace.append("error")
+        trace.append((bytes(body), "error", None))
     return trace
 
 
 def chunked(pieces: Sequence[bytes], eof: bool = True) -> tuple[bytes, ChunkedParser]:
     parser = ChunkedParser()
-    out = b"".join([parser.feed(p) for p in pieces])
+    out = bytearray()
+    for piece in pieces:
+        out += parser.feed(piece)
+        if parser.error is not None:  # As the engine does: raise before waiting again.
+            raise parser.error
     if eof:
         parser.feed_eof()
-    return out, parser
+    return bytes(out), parser
+
+
+def failed(snapshot: Snapshot) -> bool:
+    return snapshot[1] == "error"
 
 
 def bytewise(data: bytes) -> list[bytes]:
@@ -178,7 +191,7 @@ def test_find_head_end_rejects_what_cannot_start_a_status_line(buf: bytes) -> No
     # checks the first byte of an incomplete head early (< 0x21 is invalid).
     with pytest.raises(RemoteProtocolError):
         find_head_end(buf)
-    assert run_h11(b"GET", [buf])[-1] == "error"
+    assert failed(run_h11(b"GET", [buf])[-1])
 
 
 def test_find_head_end_start_keeps_repeated_calls_linear() -> None:
@@ -327,7 +340,7 @@ def test_chunked_cut_short(wire: bytes, message: str) -> None:
     for pieces in ([wire], bytewise(wire)):
         with pytest.raises(RemoteProtocolError, match=message):
             chunked(pieces)
-    assert run_h11(b"GET", [CHUNKED_HEAD + wire])[-1] == "error"
+    assert failed(run_h11(b"GET", [CHUNKED_HEAD + wire])[-1])
 
 
 @pytest.mark.parametrize(
@@ -361,7 +374,7 @@ def test_chunked_malformed(wire: bytes) -> None:
     for pieces in ([wire + b"\r\n\r\n"], bytewise(wire + b"\r\n\r\n")):
         with pytest.raises(RemoteProtocolError):
             chunked(pieces, eof=False)
-    assert run_h11(b"GET", [CHUNKED_HEAD + wire])[-1] == "error"
+    assert failed(run_h11(b"GET", [CHUNKED_HEAD + wire])[-1])
 
 
 @pytest.mark.parametrize(
@@ -384,7 +397,7 @@ def test_bws_before_chunk_extension_rfc9112_7_1_1() -> None:
     RFC 9110 §5.6.3 (a recipient MUST parse and remove BWS). h11 0.16 refuses."""
     wire = b"5 ;a=b\r\nhello\r\n0\t; x\r\n\r\n"
     assert chunked([wire])[0] == b"hello"
-    assert run_h11(b"GET", [CHUNKED_HEAD + wire], rfc=False)[-1] == "error"
+    assert failed(run_h11(b"GET", [CHUNKED_HEAD + wire], rfc=False)[-1])
     assert run_h11(b"GET", [CHUNKED_HEAD + wire])[-1] == (b"hello", "done", b"")
 
 
@@ -403,9 +416,9 @@ def test_chunk_line_bound_matches_h11_worst_split() -> None:
                 with pytest.raises(RemoteProtocolError, match="chunk-size line longer"):
                     chunked(pieces)
         worst = run_h11(b"GET", [CHUNKED_HEAD, *bytewise(message)])[-1]
-        assert worst == ((b"a", "done", b"") if accepted else "error")
+        assert worst == ((b"a", "done", b"") if accepted else (b"", "error", None))
     # h11 itself accepts the long line when it arrives in one read (split-dependent).
-    assert run_h11(b"GET", [CHUNKED_HEAD + too_long + b"a\r\n0\r\n\r\n"])[-1] != "error"
+    assert not failed(run_h11(b"GET", [CHUNKED_HEAD + too_long + b"a\r\n0\r\n\r\n"])[-1])
     # A line that never ends is refused as soon as it is certain to be too long.
     with pytest.raises(RemoteProtocolError, match="chunk-size line longer"):
         chunked([b"1;" + b"x" * MAX_CHUNK_LINE_SIZE], eof=False)
@@ -427,7 +440,7 @@ def test_trailer_bound_matches_h11_worst_split() -> None:
                 with pytest.raises(RemoteProtocolError, match="trailer section longer"):
                     chunked(pieces)
         worst = run_h11(b"GET", [CHUNKED_HEAD, *bytewise(message)])[-1]
-        assert worst == ((b"a", "done", b"after") if accepted else "error")
+        assert worst == ((b"a", "done", b"after") if accepted else (b"a", "error", None))
     with pytest.raises(RemoteProtocolError, match="trailer section longer"):
         chunked([b"0\r\n" + b"X: " + b"y" * MAX_TRAILER_SIZE], eof=False)
 

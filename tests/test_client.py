@@ -457,3 +457,19 @@ async def test_a_bytes_codec_charset_still_yields_text() -> None:
     reply = response(b"aGVsbG8=", headers=(b"content-type: text/plain; charset=base64",))
     async with scripted_server(script(reply)) as (base, _):
         assert await collect_text(base, encoding_errors="strict") == ["aGVsbG8="]
+
+
+async def test_good_bytes_before_a_framing_error_are_delivered_first() -> None:
+    # One segment: a good chunk, then a broken chunk-size line; the server then hangs.
+    steps = (chunked_head() + chunk(b"kept") + b"zz\r\n",)
+    async with scripted_server(script(*steps, hang=True)) as (base, _):
+        received: list[bytes] = []
+
+        async def consume() -> None:
+            with anyio.fail_after(BOUND):
+                async for piece in acytoo_raw.stream_bytes(base, timeout=Timeout(read=5)):
+                    received.append(piece)
+
+        with pytest.raises(RemoteProtocolError, match="chunk-size"):
+            await consume()
+    assert received == [b"kept"]
