@@ -9,10 +9,16 @@ import pytest
 import trustme
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """Every async test runs once on asyncio and once on trio."""
-    return str(request.param)
+@pytest.fixture(
+    params=[
+        pytest.param("asyncio", id="asyncio"),
+        pytest.param("trio", id="trio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    """Every async test runs on asyncio, trio, and asyncio with uvloop's loop."""
+    return request.param
 
 
 @pytest.fixture(scope="session")
