@@ -270,8 +270,12 @@ async def open_stream(
             [(name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers],
             reader,
         )
-    finally:
+    except BaseException:
+        # Cancelled or failed: close without waiting for anything (no TLS goodbye).
         await anyio.aclose_forcefully(stream)
+        raise
+    else:
+        await stream.aclose()  # standard_compatible=False: TLS sends no close_notify here.
 
 
 async def _establish(

@@ -9,12 +9,13 @@ Foreign exceptions are translated to ours in :func:`translate_errors`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import anyio.lowlevel
@@ -70,6 +71,7 @@ class SocketStream(ByteStream):
         self._buffer = bytearray(READ_SIZE)
         self._view = memoryview(self._buffer)
         self._reads_without_checkpoint = 0
+        self._drained = False  # The last read left the kernel buffer empty.
         self._closed = False
         self._gap: float | None = None
         self._deadline = _INFINITY
@@ -94,6 +96,10 @@ class SocketStream(ByteStream):
     async def receive(self, max_bytes: int = READ_SIZE) -> bytes:
         """The next bytes from the peer; raises ``anyio.EndOfStream`` at EOF."""
         view = self._view if max_bytes >= READ_SIZE else self._view[:max_bytes]
+        if self._drained:
+            # A short last read means the buffer is empty: wait first rather
+            # than pay a failing recv (a syscall and an exception) per piece.
+            await self._wait_readable()
         while True:
             try:
                 size = self._socket.recv_into(view)
@@ -106,6 +112,7 @@ class SocketStream(ByteStream):
                 raise anyio.BrokenResourceError(exc.strerror or str(exc)) from exc
             if size == 0:
                 raise anyio.EndOfStream
+            self._drained = size < len(view)
             if self._deadline != _INFINITY and anyio.current_time() > self._deadline:
                 error, message = self._deadline_error
                 raise error(message)
@@ -155,11 +162,12 @@ class SocketStream(ByteStream):
         self._socket.shutdown(socket.SHUT_WR)
 
     async def aclose(self) -> None:
+        # Closing a socket never blocks: no checkpoint, so a thousand streams
+        # ending together don't each queue behind one more loop turn.
         if not self._closed:
             self._closed = True
             anyio.notify_closing(self._socket)  # Wake any task parked in wait_readable.
             self._socket.close()
-        await anyio.lowlevel.checkpoint()
 
 
 class PrefixedStream(ByteStream):
@@ -192,7 +200,9 @@ async def connect_tcp(host: str, port: int) -> SocketStream:
         ConnectError: the name does not resolve or every address refused.
     """
     try:
-        addresses = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = _literal_address(host, port) or await anyio.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )
     except OSError as exc:
         raise ConnectError(f"cannot resolve {host!r}: {exc}") from exc
     last_error: OSError | None = None
@@ -213,6 +223,17 @@ async def connect_tcp(host: str, port: int) -> SocketStream:
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     reason = last_error.strerror or str(last_error) if last_error else "no address"
     raise ConnectError(f"cannot connect to {where}: {reason}") from last_error
+
+
+def _literal_address(host: str, port: int) -> list[Any] | None:
+    # An IP literal needs no resolver: anyio would send it to a worker thread.
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version == 4:
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]
+    return [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port, 0, 0))]
 
 
 async def _connect_socket(sock: socket.socket, address: tuple[object, ...]) -> None:
