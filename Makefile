@@ -27,5 +27,11 @@ lint: $(VENV)/.installed-test
 test: lint
 	$(PY) -X dev -m pytest -W error
 
+bench: $(VENV)/.installed-bench
+	$(PY) -m benchmarks
+
+bench-quick: $(VENV)/.installed-bench
+	$(PY) -m benchmarks --quick
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

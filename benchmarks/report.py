@@ -1,0 +1,144 @@
+"""Rendering: the results table (stdout and markdown) and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from benchmarks.summary import COLUMNS, Cell, Row, ScenarioSummary
+from benchmarks.targets import TargetCheck
+from benchmarks.worker import Measurement
+
+LEGEND = (
+    "Cells: median over repetitions, ±spread ((max-min)/median), and the ratio to the floor of "
+    "the same kind (text clients to the text floor, byte clients to the byte floor). MB/s is "
+    "10^6 bytes of body per second: higher is better there, lower everywhere else."
+)
+
+
+def number(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _cell(cell: Cell | None) -> str:
+    if cell is None:
+        return "-"
+    text = number(cell.median)
+    if not math.isnan(cell.spread):
+        text += f" ±{cell.spread * 100:.0f}%"
+    if not math.isnan(cell.ratio):
+        text += f" {cell.ratio:.2f}x"
+    return text
+
+
+def _row(row: Row, metrics: Sequence[str]) -> list[str]:
+    if row.status != "ok":
+        status = row.status.upper()
+        return [row.client.label, f"{status}: {row.error}" if row.error else status] + [""] * (
+            len(metrics) - 1
+        )
+    cells = [_cell(row.cells.get(metric)) for metric in metrics]
+    label = row.client.label + (f" ({row.error})" if row.error else "")
+    return [label, *cells]
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def scenario_block(summary: ScenarioSummary, reps: int) -> str:
+    scenario = summary.scenario
+    columns = COLUMNS[scenario.measure]
+    header = ["client", *(c.header for c in columns)]
+    rows = [_row(row, [c.metric for c in columns]) for row in summary.rows]
+    share = summary.server_cpu_share
+    server = f"server CPU share {share * 100:.1f}%" if share is not None else "server CPU n/a"
+    return (
+        f"### {scenario.key}: {scenario.title}\n\n"
+        f"{reps} repetition{'s' if reps != 1 else ''}; {server}\n\n" + markdown_table(header, rows)
+    )
+
+
+def targets_block(checks: Sequence[TargetCheck]) -> str:
+    if not checks:
+        return ""
+    header = ["target", "client", "measured", "goal", "met"]
+    rows = [
+        [c.target, c.client, c.measured, c.goal, {True: "yes", False: "NO", None: "n/a"}[c.met]]
+        for c in checks
+    ]
+    return "### Targets from issue 3 (goals, not assertions)\n\n" + markdown_table(header, rows)
+
+
+def full_text(
+    preamble: Sequence[str],
+    summaries: Sequence[ScenarioSummary],
+    reps: int,
+    checks: Sequence[TargetCheck],
+) -> str:
+    parts = ["\n".join(preamble), LEGEND]
+    parts += [scenario_block(summary, reps) for summary in summaries]
+    if block := targets_block(checks):
+        parts.append(block)
+    return "\n\n".join(parts) + "\n"
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(
+    path: Path,
+    meta: dict[str, object],
+    summaries: Sequence[ScenarioSummary],
+    measurements: Sequence[Measurement],
+    checks: Sequence[TargetCheck],
+) -> None:
+    document = {
+        "meta": meta,
+        "scenarios": [
+            {
+                "key": s.scenario.key,
+                "title": s.scenario.title,
+                "parameters": asdict(s.scenario),
+                "server_cpu_share": s.server_cpu_share,
+                "clients": {
+                    row.client.key: {
+                        "label": row.client.label,
+                        "status": row.status,
+                        "error": row.error,
+                        "ok_runs": row.ok,
+                        "runs": row.runs,
+                        "figures": {metric: asdict(cell) for metric, cell in row.cells.items()},
+                    }
+                    for row in s.rows
+                },
+            }
+            for s in summaries
+        ],
+        "targets": [asdict(c) for c in checks],
+        "measurements": [asdict(m) for m in measurements],
+    }
+    path.write_text(json.dumps(_json_safe(document), indent=1, ensure_ascii=False) + "\n")
