@@ -495,3 +495,19 @@ async def test_good_bytes_before_a_framing_error_are_delivered_first() -> None:
         with pytest.raises(RemoteProtocolError, match="chunk-size"):
             await consume()
     assert received == [b"kept"]
+
+
+async def test_concurrent_fast_streams_never_mix_their_bytes() -> None:
+    # Reads share one buffer per thread; every byte must still reach its own stream.
+    bodies = [bytes([65 + i]) * (3 * 1024 * 1024) for i in range(3)]
+    results: dict[int, bytes] = {}
+
+    async def one(i: int) -> None:
+        async with scripted_server(script(response(bodies[i]))) as (base, _):
+            results[i] = b"".join(await collect_bytes(base))
+
+    with anyio.fail_after(BOUND * 3):
+        async with anyio.create_task_group() as tg:
+            for i in range(3):
+                tg.start_soon(one, i)
+    assert [results[i] == bodies[i] for i in range(3)] == [True] * 3
