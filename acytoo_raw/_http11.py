@@ -143,11 +143,6 @@ class ResponseReader:
         self._parser: BodyParser | None = None
         self._pending = b""  # Body bytes that arrived with the head.
 
-    @property
-    def done(self) -> bool:
-        """The whole body has been received."""
-        return self._parser is not None and self._parser.done and not self._pending
-
     async def receive_head(self) -> h11.Response:
         """The final response head; 1xx interim responses are skipped.
 
