@@ -15,9 +15,11 @@ __all__ = [
     "ConnectTimeout",
     "HTTPStatusError",
     "LocalProtocolError",
+    "PoolTimeout",
     "ProxyError",
     "ReadTimeout",
     "RemoteProtocolError",
+    "StreamError",
     "TLSError",
     "TimeoutException",
     "TotalTimeout",
@@ -34,7 +36,11 @@ class ConnectError(AcytooError):
 
 
 class TimeoutException(AcytooError, TimeoutError):
-    """Base of the four timeouts; also a builtin :class:`TimeoutError`."""
+    """Base of the five timeouts; also a builtin :class:`TimeoutError`."""
+
+
+class PoolTimeout(TimeoutException):
+    """No connection slot of a :class:`~acytoo_raw.Client` came free within ``Timeout.pool``."""
 
 
 class ConnectTimeout(TimeoutException):
@@ -75,6 +81,23 @@ class ProxyError(AcytooError):
 
 class RemoteProtocolError(AcytooError):
     """The server broke HTTP/1.1: malformed or oversized head, truncated body."""
+
+
+class StreamError(AcytooError):
+    """The server reported an error inside a stream it had begun with a 2xx status.
+
+    OpenAI-compatible servers send ``data: {"error": {...}}`` after HTTP 200
+    when generation fails; ``message`` and ``type`` are the server's (``type``
+    may be ``None``), ``code`` its optional code.
+    """
+
+    def __init__(
+        self, message: str, *, type: str | None = None, code: object = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type = type
+        self.code = code
 
 
 class LocalProtocolError(AcytooError, ValueError):

@@ -15,8 +15,17 @@ import anyio
 import h11
 from anyio.abc import ByteStream
 
-from ._body import MAX_HEAD_SIZE, BodyParser, body_parser_for, find_head_end
+from ._body import (
+    MAX_HEAD_SIZE,
+    BodyParser,
+    ChunkedParser,
+    ContentLengthParser,
+    UntilCloseParser,
+    body_parser_for,
+    find_head_end,
+)
 from ._exceptions import LocalProtocolError, RemoteProtocolError
+from ._tls import EndWithoutCloseNotify
 from ._urls import URL
 
 __all__ = [
@@ -49,13 +58,22 @@ def encode_body(json: object, content: bytes | str | None) -> tuple[bytes, bytes
     if json is not None:
         try:
             text = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            return text.encode("utf-8"), b"application/json"
+        except UnicodeEncodeError as exc:
+            raise LocalProtocolError(f"json= holds text that is not valid Unicode: {exc}") from exc
         except (TypeError, ValueError) as exc:
             raise LocalProtocolError(f"json= is not JSON-serialisable: {exc}") from exc
-        return text.encode("utf-8"), b"application/json"
+        except RecursionError:
+            raise LocalProtocolError("json= is nested too deeply to serialise") from None
     if content is None:
         return b"", None
     if isinstance(content, str):
-        return content.encode("utf-8"), b"text/plain; charset=utf-8"
+        try:
+            return content.encode("utf-8"), b"text/plain; charset=utf-8"
+        except UnicodeEncodeError as exc:
+            raise LocalProtocolError(
+                f"content= holds text that is not valid Unicode: {exc}"
+            ) from exc
     if isinstance(content, (bytes, bytearray, memoryview)):
         return bytes(content), None
     raise LocalProtocolError(f"content= must be bytes or str, not {type(content).__name__}")
@@ -67,17 +85,25 @@ def build_request(
     headers: HeaderInput,
     body: bytes,
     content_type: bytes | None = None,
+    *,
+    absolute_form: bool = False,
+    proxy_authorization: bytes | None = None,
 ) -> tuple[h11.Connection, bytes]:
     """Validate the request with h11 and return its bytes: head and body in one buffer.
 
     ``Host`` and ``Content-Length`` are added unless the caller set them.
     Called before connecting, so bad input fails with no socket opened.
+    ``absolute_form`` puts the whole URL on the request line, for a plain
+    HTTP proxy, and ``proxy_authorization`` is then that proxy's credential
+    (the proxy strips it before forwarding).
 
     Raises:
         LocalProtocolError: a header name or value h11 refuses (CR/LF, NUL,
             non-token names), a non-ASCII method, a body longer or shorter
             than a caller's Content-Length.
     """
+    if not isinstance(method, str):
+        raise LocalProtocolError(f"method must be a str, not {type(method).__name__}")
     pairs = _encode_headers(headers)
     names = {name.lower() for name, _ in pairs}
     if b"host" not in names:
@@ -87,10 +113,14 @@ def build_request(
     framed = b"content-length" in names or b"transfer-encoding" in names
     if not framed and (body or method.upper() not in _BODYLESS_METHODS):
         pairs.append((b"content-length", str(len(body)).encode("ascii")))
+    if proxy_authorization is not None:
+        pairs = [(name, value) for name, value in pairs if name.lower() != b"proxy-authorization"]
+        pairs.append((b"proxy-authorization", proxy_authorization))
+    target = url.absolute_form if absolute_form else url.target
     connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
     try:
         request = h11.Request(
-            method=method.encode("ascii"), target=url.target.encode("ascii"), headers=pairs
+            method=method.encode("ascii"), target=target.encode("ascii"), headers=pairs
         )
         data = connection.send(request) or b""
         if body:
@@ -134,7 +164,15 @@ class ResponseReader:
     path is the dominant per-piece cost (PERF_NOTES.md).
     """
 
-    __slots__ = ("_connection", "_method", "_parser", "_pending", "_stream")
+    __slots__ = (
+        "_connection",
+        "_keep_alive",
+        "_method",
+        "_parser",
+        "_pending",
+        "_stream",
+        "received_any",
+    )
 
     def __init__(self, stream: ByteStream, connection: h11.Connection, method: bytes) -> None:
         self._stream = stream
@@ -142,6 +180,27 @@ class ResponseReader:
         self._method = method
         self._parser: BodyParser | None = None
         self._pending = b""  # Body bytes that arrived with the head.
+        self._keep_alive = False
+        self.received_any = False  # Some response byte arrived: a replay is no longer safe.
+
+    @property
+    def reusable(self) -> bool:
+        """The connection can carry another exchange.
+
+        Only when the response was HTTP/1.1, neither side said ``Connection:
+        close``, the body was framed (Content-Length or chunked), read to its
+        end and nothing came after it.
+        """
+        parser = self._parser
+        return (
+            self._keep_alive
+            and parser is not None
+            and parser.done
+            and parser.error is None
+            and not self._pending
+            and not parser.unused
+            and isinstance(parser, (ContentLengthParser, ChunkedParser))
+        )
 
     async def receive_head(self) -> h11.Response:
         """The final response head; 1xx interim responses are skipped.
@@ -159,6 +218,7 @@ class ResponseReader:
                 searched = len(buffer)
                 try:
                     buffer += await self._stream.receive()
+                    self.received_any = True
                 except anyio.EndOfStream:
                     if buffer:
                         raise RemoteProtocolError(
@@ -176,6 +236,7 @@ class ResponseReader:
             buffer, searched = buffer[end:], 0
             if isinstance(event, h11.Response):
                 self._parser = body_parser_for(event.status_code, event.headers, self._method)
+                self._keep_alive = _keeps_alive(self._connection, event)
                 self._pending = self._parser.feed(buffer) if buffer else b""
                 return event
             if not isinstance(event, h11.InformationalResponse):  # pragma: no cover
@@ -209,6 +270,14 @@ class ResponseReader:
                 raise parser.error
             try:
                 data = await receive()
+            except EndWithoutCloseNotify:
+                if isinstance(parser, UntilCloseParser):
+                    raise RemoteProtocolError(
+                        "server closed TLS without close_notify during a body delimited by "
+                        "the close: the body may be truncated"
+                    ) from None
+                parser.feed_eof()  # Framed bodies prove their own end.
+                return b""
             except anyio.EndOfStream:
                 parser.feed_eof()  # Ends a close-delimited body; refuses a cut one.
                 return b""
@@ -216,3 +285,9 @@ class ResponseReader:
             if piece:
                 return piece
         return b""
+
+
+def _keeps_alive(connection: h11.Connection, response: h11.Response) -> bool:
+    # Parsing the head folded both sides' "Connection: close" and an HTTP/1.0
+    # peer into h11's keep-alive flag: our side is then MUST_CLOSE, not DONE.
+    return response.http_version == b"1.1" and connection.our_state is h11.DONE

@@ -15,13 +15,12 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Literal
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import ByteStream
-from anyio.streams.tls import TLSStream
 
 from ._exceptions import (
     AcytooError,
@@ -33,11 +32,14 @@ from ._exceptions import (
     TLSError,
     TotalTimeout,
 )
+from ._tls import TLSStream, close_stream, receive_nowait
 
 __all__ = [
     "READ_SIZE",
+    "PeerAnsweredEarly",
     "PrefixedStream",
     "SocketStream",
+    "close_stream",
     "connect_tcp",
     "ssl_context_from_cafile",
     "start_tls",
@@ -66,7 +68,22 @@ _MAX_READS_WITHOUT_CHECKPOINT = 16
 
 _INFINITY = float("inf")
 
+# TCP keepalive: a stream whose path died silently (a NAT or firewall dropped
+# it) fails after about idle + interval * count seconds instead of hanging.
+_KEEPALIVE_IDLE = 60
+_KEEPALIVE_INTERVAL = 10
+_KEEPALIVE_COUNT = 6
+
+# While a request waits for room in the send buffer, look this often whether
+# the server has already answered (an early 413 or 401 that it will follow by
+# closing): that answer is what the caller needs, not a broken-pipe error.
+_EARLY_ANSWER_POLL = 0.05
+
 Phase = Literal["connect", "write", "read"]
+
+
+class PeerAnsweredEarly(anyio.BrokenResourceError):
+    """The peer sent data while our request was still being written."""
 
 
 class SocketStream(ByteStream):
@@ -155,8 +172,28 @@ class SocketStream(ByteStream):
             error, message = self._deadline_error
             raise error(message)
 
+    def receive_nowait(self) -> bytes | None:
+        """Bytes readable now: ``None`` if none, ``b""`` at EOF (never waits).
+
+        Raises:
+            anyio.BrokenResourceError: the connection was reset.
+        """
+        view = _read_buffer()
+        try:
+            size = self._socket.recv_into(view)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            raise anyio.BrokenResourceError(exc.strerror or str(exc)) from exc
+        return bytes(view[:size])
+
     async def send(self, item: bytes) -> None:
-        """Send all of ``item``; waits while the kernel's buffer is full."""
+        """Send all of ``item``; waits while the kernel's buffer is full.
+
+        Raises:
+            PeerAnsweredEarly: while waiting, the peer sent data (or closed):
+                it answered before reading all of the request.
+        """
         view = memoryview(item)
         while view:
             try:
@@ -164,7 +201,7 @@ class SocketStream(ByteStream):
             except BlockingIOError:
                 if self._closed:
                     raise anyio.ClosedResourceError from None
-                await anyio.wait_writable(self._socket)
+                await self._wait_writable_or_answer()
                 continue
             except OSError as exc:
                 if self._closed:
@@ -173,12 +210,31 @@ class SocketStream(ByteStream):
             view = view[sent:]
         await anyio.lowlevel.checkpoint()
 
+    async def _wait_writable_or_answer(self) -> None:
+        while True:
+            with anyio.move_on_after(_EARLY_ANSWER_POLL):
+                await anyio.wait_writable(self._socket)
+                return
+            try:
+                peeked = self._socket.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise anyio.BrokenResourceError(exc.strerror or str(exc)) from exc
+            raise PeerAnsweredEarly("the server answered before reading the whole request") if (
+                peeked
+            ) else PeerAnsweredEarly("the server closed before reading the whole request")
+
     async def send_eof(self) -> None:
         self._socket.shutdown(socket.SHUT_WR)
 
     async def aclose(self) -> None:
         # Closing a socket never blocks: no checkpoint, so a thousand streams
         # ending together don't each queue behind one more loop turn.
+        self.close()
+
+    def close(self) -> None:
+        """Close at once; a task parked waiting on this socket is woken."""
         if not self._closed:
             self._closed = True
             anyio.notify_closing(self._socket)  # Wake any task parked in wait_readable.
@@ -198,6 +254,12 @@ class PrefixedStream(ByteStream):
             return data
         return await self._stream.receive(max_bytes)
 
+    def receive_nowait(self) -> bytes | None:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+            return data
+        return receive_nowait(self._stream)
+
     async def send(self, item: bytes) -> None:
         await self._stream.send(item)
 
@@ -206,6 +268,9 @@ class PrefixedStream(ByteStream):
 
     async def aclose(self) -> None:
         await self._stream.aclose()
+
+    def close(self) -> None:
+        close_stream(self._stream)
 
 
 async def connect_tcp(host: str, port: int) -> SocketStream:
@@ -226,6 +291,7 @@ async def connect_tcp(host: str, port: int) -> SocketStream:
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _enable_keepalive(sock)
             await _connect_socket(sock, address)
         except OSError as exc:
             sock.close()
@@ -238,6 +304,20 @@ async def connect_tcp(host: str, port: int) -> SocketStream:
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     reason = last_error.strerror or str(last_error) if last_error else "no address"
     raise ConnectError(f"cannot connect to {where}: {reason}") from last_error
+
+
+def _enable_keepalive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", _KEEPALIVE_IDLE),  # Linux
+        ("TCP_KEEPALIVE", _KEEPALIVE_IDLE),  # macOS
+        ("TCP_KEEPINTVL", _KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", _KEEPALIVE_COUNT),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:
+            with suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 def _literal_address(host: str, port: int) -> list[Any] | None:
@@ -278,21 +358,24 @@ def ssl_context_from_cafile(cafile: str) -> ssl.SSLContext:
 
 
 async def start_tls(
-    stream: ByteStream, hostname: str, context: ssl.SSLContext, peer: str = "server"
+    stream: ByteStream,
+    hostname: str,
+    context: ssl.SSLContext,
+    peer: str = "server",
+    session: ssl.SSLSession | None = None,
 ) -> TLSStream:
     """Wrap ``stream`` in TLS, checking the certificate against ``hostname``.
 
     Works over any byte stream, so TLS through a tunnel and TLS-in-TLS compose.
-    ``standard_compatible=False``: real servers close without close_notify.
+    ``session`` (from an earlier connection with the same ``context``) is
+    offered for resumption.
 
     Raises:
         TLSError: the handshake failed (untrusted or mismatched certificate,
             protocol mismatch, the peer is not speaking TLS).
     """
     try:
-        return await TLSStream.wrap(
-            stream, hostname=hostname, ssl_context=context, standard_compatible=False
-        )
+        return await TLSStream.wrap(stream, hostname, context, session)
     except ssl.SSLError as exc:
         raise TLSError(_describe_ssl_error(exc, peer, hostname)) from exc
     except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:

@@ -1,4 +1,9 @@
-"""HTTP CONNECT tunnels: the request is built sans-IO, h11 reads the reply."""
+"""HTTP CONNECT tunnels: the request is built sans-IO, h11 reads the reply.
+
+Plain-HTTP origins don't come here: they go to an HTTP proxy in absolute form
+(``POST http://host:port/path``), built by :func:`._http11.build_request`, as
+curl, httpx and aiohttp do; stock squid allows CONNECT to port 443 only.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,15 @@ from ._exceptions import LocalProtocolError, ProxyError
 from ._network import PrefixedStream
 from ._urls import URL, ProxyURL
 
-__all__ = ["MAX_PROXY_HEAD_SIZE", "Tunnel", "build_connect_request"]
+__all__ = ["MAX_PROXY_HEAD_SIZE", "MAX_PROXY_INTERIM_RESPONSES", "Tunnel", "build_connect_request"]
 
 # A CONNECT reply is a status line and a few headers; anything larger is not
 # a proxy we can talk to, and reading on would let it grow our memory.
 MAX_PROXY_HEAD_SIZE = 16 * 1024
+
+# Interim (1xx) replies before the real one: as on the origin path, a stream
+# of them is a peer keeping us busy (and, arriving in one read, the loop too).
+MAX_PROXY_INTERIM_RESPONSES = 16
 
 
 def build_connect_request(target: URL, proxy: ProxyURL) -> tuple[h11.Connection, bytes]:
@@ -64,6 +73,7 @@ class Tunnel:
         connection = self._connection
         where = f"proxy {self.proxy.host}:{self.proxy.port}"
         await stream.send(self._request)
+        interim = 0
         while True:
             try:
                 event = connection.next_event()
@@ -79,7 +89,14 @@ class Tunnel:
                 connection.receive_data(data)
             elif isinstance(event, h11.Response):
                 return self._established(stream, event, where)
-            elif not isinstance(event, h11.InformationalResponse):  # pragma: no cover
+            elif isinstance(event, h11.InformationalResponse):
+                interim += 1
+                if interim > MAX_PROXY_INTERIM_RESPONSES:
+                    raise ProxyError(
+                        f"{where} sent more than {MAX_PROXY_INTERIM_RESPONSES} interim (1xx) "
+                        "replies to CONNECT"
+                    )
+            else:  # pragma: no cover
                 raise ProxyError(f"{where} sent an unexpected reply to CONNECT: {event!r}")
 
     def _established(self, stream: ByteStream, reply: h11.Response, where: str) -> ByteStream:
