@@ -36,6 +36,7 @@ __all__ = [
     "ATYP_IPV6",
     "AUTH_VERSION",
     "CMD_CONNECT",
+    "MAX_FIELD_BYTES",
     "METHOD_GSSAPI",
     "METHOD_NAMES",
     "METHOD_NO_ACCEPTABLE",
