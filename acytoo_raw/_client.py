@@ -1,52 +1,66 @@
-"""The engine: one streamed HTTP/1.1 request, as a context manager or a generator.
+"""The client: a pool of kept-alive connections, and one streamed exchange per call.
 
-Connect (TCP, optional CONNECT tunnel, optional TLS), send the request in one
-write, read the head, then hand out body pieces as they arrive. Timeouts are
-cancel scopes around single awaits, never around a ``yield``.
+Each request is validated and built before anything is opened; then it takes a
+connection (an idle one, most recently used first, or a new one in a free
+slot), sends head and body in one write, reads the head and hands out the body
+as it arrives. Timeouts are cancel scopes around single awaits, never around a
+``yield``. The module functions are a one-shot client: one connection, closed
+at the end.
 """
 
 from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing, asynccontextmanager
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing, asynccontextmanager, suppress
+from dataclasses import dataclass
 from functools import cache
-from typing import TypeVar
+from types import TracebackType
 
 import anyio
-from anyio.abc import ByteStream
+import h11
 
-from ._decoding import TextDecoder, charset_from_content_type, check_error_handler
+from ._connection import Connection, ConnectTimings, Route, establish
+from ._decoding import check_error_handler
 from ._exceptions import (
-    AcytooError,
-    ConnectError,
-    ConnectTimeout,
-    HTTPStatusError,
+    LocalProtocolError,
     ProxyError,
     ReadTimeout,
+    RemoteProtocolError,
     TotalTimeout,
     WriteTimeout,
 )
 from ._http11 import HeaderInput, ResponseReader, build_request, encode_body
-from ._network import SocketStream, connect_tcp, start_tls, translate_errors
-from ._proxy import Tunnel
-from ._timeouts import Timeout
-from ._urls import URL, parse_proxy_url, parse_url, proxy_from_environment
+from ._network import translate_errors
+from ._pool import Pool
+from ._response import Response, Timings
+from ._sse import ServerSentEvent
+from ._timeouts import DEFAULT_LIMITS, Limits, Timeout
+from ._urls import (
+    URL,
+    ProxyURL,
+    check_base_url,
+    join_url,
+    parse_proxy_url,
+    parse_url,
+    proxy_from_environment,
+)
 
-__all__ = ["ERROR_BODY_LIMIT", "Response", "open_stream", "stream_bytes", "stream_text"]
-
-# The part of an error body kept on HTTPStatusError: enough for any JSON error
-# message, bounded so a hostile server can't make us buffer without limit.
-ERROR_BODY_LIMIT = 64 * 1024
+__all__ = [
+    "Client",
+    "default_ssl_context",
+    "open_stream",
+    "stream_bytes",
+    "stream_events",
+    "stream_text",
+]
 
 _INFINITY = float("inf")
 
-_Piece = TypeVar("_Piece", bytes, str)
-
-
-def _unchanged(data: bytes) -> bytes:
-    return data
+# A one-shot call keeps nothing: its single connection closes at the end.
+_ONE_SHOT_LIMITS = Limits(max_connections=1, max_keepalive=0)
 
 
 @cache
@@ -55,140 +69,478 @@ def default_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-class Response:
-    """The head of a streamed response and the means to read its body.
+def _check_context(value: object, name: str) -> ssl.SSLContext | None:
+    if value is not None and not isinstance(value, ssl.SSLContext):
+        raise LocalProtocolError(f"{name} must be an ssl.SSLContext, not {type(value).__name__}")
+    return value
 
-    Valid only inside the ``async with open_stream(...)`` block that made it.
 
-    Attributes:
-        status_code: e.g. ``200``.
-        reason: the reason phrase, e.g. ``"OK"`` (may be empty).
-        http_version: ``"1.1"`` or ``"1.0"``.
-        headers: ``(name, value)`` pairs in order, names lower-cased.
-        url: the URL requested.
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A request validated and encoded before any connection is made."""
+
+    url: str
+    route: Route
+    method: str
+    headers: HeaderInput
+    body: bytes
+    content_type: bytes | None
+
+    def build(self) -> tuple[h11.Connection, bytes]:
+        """The request's bytes, and the h11 state that reads its response."""
+        route = self.route
+        forward = route.mode == "forward"
+        proxy = route.proxy
+        return build_request(
+            self.method,
+            route.target,
+            self.headers,
+            self.body,
+            self.content_type,
+            absolute_form=forward,
+            proxy_authorization=proxy.authorization() if forward and proxy else None,
+        )
+
+
+class Client:
+    """A long-lived client: connections are kept alive and reused between requests.
+
+    Use it as ``async with Client(...) as client:`` or call :meth:`aclose`.
+    One client belongs to one event loop. Requests are the module functions'
+    (:func:`open_stream`, :func:`stream_bytes`, :func:`stream_text`) with the
+    transport settings given here once.
+
+    Args:
+        base_url: ``http(s)://host[:port][/path]`` that relative request URLs
+            are joined to (``"chat/completions"`` or ``"/chat/completions"``
+            both go below its path).
+        headers: sent with every request; a request's own headers of the same
+            name (any case) replace them.
+        proxy: ``http://``, ``https://``, ``socks5://`` or ``socks5h://``
+            proxy URL, credentials in it.
+        proxy_ssl_context: verifies an ``https://`` proxy (default: system trust).
+        trust_env: when ``proxy`` is ``None``, take the proxy from
+            ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` per request, honouring
+            ``NO_PROXY``.
+        timeout: the default :class:`Timeout` (or seconds) of every request.
+        ssl_context: verifies ``https://`` origins (default: system trust).
+            TLS sessions are resumed only with this same context.
+        limits: the pool's :class:`Limits`.
+        replay_unanswered: replay a request once on a fresh connection when a
+            *reused* connection failed before a single response byte came
+            (the server closed it while idle: it cannot have answered).
+            ``False`` turns this off.
     """
-
-    __slots__ = (
-        "_reader",
-        "headers",
-        "http_version",
-        "reason",
-        "status_code",
-        "url",
-    )
 
     def __init__(
         self,
-        url: str,
-        status_code: int,
-        reason: str,
-        http_version: str,
-        headers: list[tuple[str, str]],
-        reader: ResponseReader,
+        *,
+        base_url: str | None = None,
+        headers: HeaderInput = None,
+        proxy: str | None = None,
+        proxy_ssl_context: ssl.SSLContext | None = None,
+        trust_env: bool = False,
+        timeout: Timeout | float | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        limits: Limits | None = None,
+        replay_unanswered: bool = True,
     ) -> None:
-        self.url = url
-        self.status_code = status_code
-        self.reason = reason
-        self.http_version = http_version
-        self.headers = headers
-        self._reader = reader
+        self._base_url = check_base_url(base_url) if base_url is not None else None
+        self._headers = _header_pairs(headers)
+        self._proxy = parse_proxy_url(proxy) if proxy is not None else None
+        self._trust_env = bool(trust_env)
+        self._timeout = Timeout.of(timeout)
+        self._ssl_context = _check_context(ssl_context, "ssl_context") or default_ssl_context()
+        self._proxy_ssl_context = (
+            _check_context(proxy_ssl_context, "proxy_ssl_context") or default_ssl_context()
+        )
+        if limits is not None and not isinstance(limits, Limits):
+            raise LocalProtocolError(f"limits must be a Limits, not {type(limits).__name__}")
+        self._limits = limits or DEFAULT_LIMITS
+        self._pool = Pool(self._limits)
+        self._replay = bool(replay_unanswered)
+        self._tls_sessions: dict[object, ssl.SSLSession] = {}
+        self._closed = False
 
     def __repr__(self) -> str:
-        return f"<Response [{self.status_code} {self.reason}]>"
+        state = "closed" if self._closed else f"{self._pool.open_connections} open"
+        return f"<Client base_url={self._base_url!r} {state}>"
 
-    def get_header(self, name: str) -> str | None:
-        """The first value of header ``name`` (any case), or ``None``."""
-        name = name.lower()
-        return next((value for key, value in self.headers if key == name), None)
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every connection; the client refuses requests from now on."""
+        self._closed = True
+        self._pool.close()
+        self._tls_sessions.clear()
 
     @property
-    def charset(self) -> str | None:
-        """The ``charset`` of ``Content-Type``, or ``None`` when absent."""
-        return charset_from_content_type(self.get_header("content-type"))
+    def is_closed(self) -> bool:
+        return self._closed
 
-    @property
-    def is_success(self) -> bool:
-        return 200 <= self.status_code < 300
+    @asynccontextmanager
+    async def open_stream(
+        self,
+        url: str,
+        *,
+        method: str = "POST",
+        json: object = None,
+        content: bytes | str | None = None,
+        headers: HeaderInput = None,
+        timeout: Timeout | float | None = None,
+        record_pieces: bool = False,
+    ) -> AsyncIterator[Response]:
+        """Send one request and hold its response open.
 
-    def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
-        """Body pieces as they arrive: one ``bytes`` per socket read, never empty.
+        On leaving the block, the connection goes back to the pool when the
+        exchange ended cleanly (HTTP/1.1, no ``Connection: close``, a framed
+        body read to its end, nothing left over, nothing failed); otherwise
+        it is closed. Arguments and errors as :func:`acytoo_raw.open_stream`.
 
         Raises:
-            RemoteProtocolError: malformed or truncated body.
-            ReadTimeout, TotalTimeout: the server fell silent / time ran out.
+            PoolTimeout: no connection slot came free within ``Timeout.pool``.
+            LocalProtocolError: also when the client is closed.
         """
-        return self._pieces(_unchanged, None)
-
-    def aiter_text(self, errors: str = "replace") -> AsyncGenerator[str, None]:
-        """Body pieces decoded as text; a character split between reads is decoded whole.
-
-        The charset comes from ``Content-Type`` (UTF-8 when absent or unknown).
-        Empty strings are never yielded. ``errors`` is a codecs error handler;
-        with ``"strict"``, undecodable bytes raise :class:`UnicodeDecodeError`.
-        Errors as :meth:`aiter_bytes`.
-        """
-        decoder = TextDecoder(self.charset, errors)
-        return self._pieces(decoder.decode, decoder.flush)
-
-    async def _pieces(
-        self, convert: Callable[[bytes], _Piece], flush: Callable[[], _Piece] | None
-    ) -> AsyncGenerator[_Piece, None]:
-        # One loop for bytes and text, so text costs no extra generator hop per piece.
-        receive = self._reader.receive_body
-        with translate_errors("read"):
-            while True:
-                data = await receive()
-                if not data:
-                    break
-                piece = convert(data)
-                if piece:
-                    yield piece
-        if flush is not None:
-            tail = flush()
-            if tail:
-                yield tail
-
-    async def aread(self, limit: int | None = None) -> bytes:
-        """The rest of the body, or its first ``limit`` bytes."""
-        chunks: list[bytes] = []
-        await self._read_into(chunks, limit)
-        body = b"".join(chunks)
-        return body if limit is None else body[:limit]
-
-    async def _read_into(self, chunks: list[bytes], limit: int | None) -> None:
-        size = 0
-        async with aclosing(self.aiter_bytes()) as pieces:
-            async for piece in pieces:
-                chunks.append(piece)
-                size += len(piece)
-                if limit is not None and size >= limit:
-                    return
-
-    async def raise_for_status(self) -> None:
-        """Raise :class:`HTTPStatusError` unless the status is 2xx.
-
-        The error keeps the first 64 KiB of the body, read within the
-        request's timeouts. When reading it fails (a timeout, a cut body),
-        the error still comes as :class:`HTTPStatusError` with what was
-        read, and the read failure as ``__cause__``.
-        """
-        if self.is_success:
-            return
-        chunks: list[bytes] = []
-        failure: AcytooError | None = None
-        try:
-            await self._read_into(chunks, ERROR_BODY_LIMIT)
-        except AcytooError as exc:
-            failure = exc
-        message = f"server answered {self.status_code} {self.reason}".rstrip()
-        error = HTTPStatusError(
-            f"{message} for {self.url}",
-            status_code=self.status_code,
-            reason=self.reason,
-            headers=self.headers,
-            body=b"".join(chunks)[:ERROR_BODY_LIMIT],
+        timings = Timings(time.perf_counter(), record_pieces=record_pieces)
+        if self._closed:
+            raise LocalProtocolError("this Client is closed; create a new one")
+        request, reader_state, data = self._prepare(url, method, json, content, headers)
+        limits = self._timeout if timeout is None else Timeout.of(timeout)
+        now = anyio.current_time()
+        deadline = now + limits.total if limits.total is not None else _INFINITY
+        connection, reader, head = await self._start(
+            request, reader_state, data, limits, deadline, timings
         )
-        raise error from failure
+        if head.status_code == 407 and request.route.mode == "forward":
+            # Proxy authentication is never the origin's answer.
+            self._pool.release(connection, reusable=False)
+            raise _proxy_refused(request.route, head)
+        response = Response(
+            request.url,
+            head.status_code,
+            head.reason.decode("latin-1"),
+            head.http_version.decode("ascii"),
+            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers],
+            reader,
+            timings,
+            _error_body_seconds(limits, deadline),
+        )
+        reusable = False
+        try:
+            yield response
+            await response.aclose_iterators()
+            reusable = reader.reusable
+        finally:
+            if not reusable:
+                await _close_quietly(response)
+            self._pool.release(connection, reusable=reusable, expiry=self._expiry(response.headers))
+
+    async def _start(
+        self,
+        request: _Request,
+        reader_state: h11.Connection,
+        data: bytes,
+        limits: Timeout,
+        deadline: float,
+        timings: Timings,
+    ) -> tuple[Connection, ResponseReader, h11.Response]:
+        """Get a connection, send, read the head; replay once on a stale reused connection."""
+        for attempt in (1, 2):
+            connection = await self._connect(request.route, limits, deadline, timings, attempt)
+            reader = ResponseReader(connection.stream, reader_state, request.method.encode())
+            try:
+                head = await _exchange(connection, data, reader, limits, deadline, timings)
+            except BaseException as exc:
+                self._pool.release(connection, reusable=False)
+                stale = (
+                    timings.reused
+                    and attempt == 1
+                    and self._replay
+                    and not reader.received_any
+                    and isinstance(exc, RemoteProtocolError)
+                )
+                if not stale:
+                    raise
+                reader_state = request.build()[0]  # A fresh h11 state for the replay.
+                continue
+            timings.mark("head")
+            session = connection.tls_session()
+            if session is not None:
+                self._tls_sessions[request.route.key] = session
+            return connection, reader, head
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _connect(
+        self, route: Route, limits: Timeout, deadline: float, timings: Timings, attempt: int
+    ) -> Connection:
+        pool_limit = limits.pool
+        left = deadline - anyio.current_time()
+        if left < (pool_limit if pool_limit is not None else _INFINITY):
+            with anyio.move_on_after(left) as scope:
+                connection = await self._pool.acquire(route.key, None, fresh=attempt > 1)
+            if scope.cancelled_caught:
+                raise TotalTimeout("the request's total timeout ran out waiting for a connection")
+        else:
+            connection = await self._pool.acquire(route.key, pool_limit, fresh=attempt > 1)
+        timings.mark("queued")
+        if connection is not None:
+            timings.reused = True
+            timings.tls_resumed = False
+            return connection
+        timings.reused = False
+        phases = ConnectTimings()
+        try:
+            connection = await establish(
+                route,
+                self._ssl_context,
+                self._proxy_ssl_context,
+                tls_session=self._tls_sessions.get(route.key) if route.target.is_tls else None,
+                limit=min(_seconds(limits.connect), deadline - anyio.current_time()),
+                connect_limit=limits.connect,
+                timings=phases,
+            )
+        except BaseException:
+            self._pool.release_slot()
+            raise
+        self._pool.track(connection)
+        for name in ("connected", "tunnel", "tls"):
+            at = getattr(phases, name)
+            if at is not None:
+                timings.mark(name, at)
+        timings.tls_resumed = connection.tls_resumed
+        return connection
+
+    def _prepare(
+        self,
+        url: str,
+        method: str,
+        json: object,
+        content: bytes | str | None,
+        headers: HeaderInput,
+    ) -> tuple[_Request, h11.Connection, bytes]:
+        if self._base_url is not None or not isinstance(url, str) or "://" not in url:
+            url = join_url(self._base_url, url)
+        target = parse_url(url)
+        body, content_type = encode_body(json, content)
+        request = _Request(
+            url,
+            Route(target, self._proxy_for(target)),
+            method,
+            _merge_headers(self._headers, headers),
+            body,
+            content_type,
+        )
+        reader_state, data = request.build()
+        return request, reader_state, data
+
+    def _proxy_for(self, target: URL) -> ProxyURL | None:
+        if self._proxy is not None:
+            return self._proxy
+        if not self._trust_env:
+            return None
+        from_env = proxy_from_environment(target, os.environ)
+        return parse_proxy_url(from_env) if from_env is not None else None
+
+    def _expiry(self, headers: list[tuple[str, str]]) -> float:
+        expiry = self._limits.keepalive_expiry
+        for name, value in headers:
+            if name == "keep-alive":
+                for parameter in value.split(","):
+                    key, _, number = parameter.strip().partition("=")
+                    if key.strip().lower() == "timeout":
+                        with suppress(ValueError):
+                            expiry = min(expiry, float(number.strip()))
+        return expiry
+
+    async def stream_bytes(
+        self,
+        url: str,
+        *,
+        method: str = "POST",
+        json: object = None,
+        content: bytes | str | None = None,
+        headers: HeaderInput = None,
+        timeout: Timeout | float | None = None,
+        record_pieces: bool = False,
+    ) -> AsyncGenerator[bytes, None]:
+        """Stream the body as ``bytes`` pieces; :class:`HTTPStatusError` on a non-2xx status."""
+        async with self.open_stream(
+            url,
+            method=method,
+            json=json,
+            content=content,
+            headers=headers,
+            timeout=timeout,
+            record_pieces=record_pieces,
+        ) as response:
+            await response.raise_for_status()
+            async with aclosing(response.aiter_bytes()) as pieces:
+                async for piece in pieces:
+                    yield piece
+
+    async def stream_text(
+        self,
+        url: str,
+        *,
+        method: str = "POST",
+        json: object = None,
+        content: bytes | str | None = None,
+        headers: HeaderInput = None,
+        timeout: Timeout | float | None = None,
+        record_pieces: bool = False,
+        encoding_errors: str = "replace",
+    ) -> AsyncGenerator[str, None]:
+        """Stream the body as decoded ``str`` pieces; errors as :meth:`stream_bytes`."""
+        check_error_handler(encoding_errors)  # Before anything is sent.
+        async with self.open_stream(
+            url,
+            method=method,
+            json=json,
+            content=content,
+            headers=headers,
+            timeout=timeout,
+            record_pieces=record_pieces,
+        ) as response:
+            await response.raise_for_status()
+            async with aclosing(response.aiter_text(encoding_errors)) as pieces:
+                async for piece in pieces:
+                    yield piece
+
+    async def stream_events(
+        self,
+        url: str,
+        *,
+        method: str = "POST",
+        json: object = None,
+        content: bytes | str | None = None,
+        headers: HeaderInput = None,
+        timeout: Timeout | float | None = None,
+        record_pieces: bool = False,
+    ) -> AsyncGenerator[ServerSentEvent, None]:
+        """Stream the body as server-sent events; errors as :meth:`stream_bytes`.
+
+        Sends ``Accept: text/event-stream`` unless the headers name an Accept.
+        """
+        headers = _merge_headers([("accept", "text/event-stream")], headers)
+        async with self.open_stream(
+            url,
+            method=method,
+            json=json,
+            content=content,
+            headers=headers,
+            timeout=timeout,
+            record_pieces=record_pieces,
+        ) as response:
+            await response.raise_for_status()
+            async with aclosing(response.aiter_events()) as events:
+                async for event in events:
+                    yield event
+
+
+async def _exchange(
+    connection: Connection,
+    data: bytes,
+    reader: ResponseReader,
+    limits: Timeout,
+    deadline: float,
+    timings: Timings,
+) -> h11.Response:
+    """Send the request and read the response head.
+
+    A send that fails because the server answered early (a 413 or 401 before
+    reading a large body, then closing) still returns that answer.
+    """
+    socket = connection.socket
+    socket.set_read_limits(None, deadline)
+    send_error: BaseException | None = None
+    try:
+        await _send(connection, data, limits, deadline)
+    except RemoteProtocolError as exc:
+        send_error = exc
+    timings.mark("sent")
+    # The whole head must come within the read timeout (a trickling or
+    # 1xx-flooding peer can't hold us), then `read` bounds each silence.
+    head_deadline = anyio.current_time() + _seconds(limits.read)
+    if head_deadline < deadline:
+        message = f"no complete response head within {limits.read} s"
+        socket.set_read_limits(None, head_deadline, ReadTimeout, message)
+    try:
+        with translate_errors("read"):
+            head = await reader.receive_head()
+    except RemoteProtocolError:
+        if send_error is not None and not reader.received_any:
+            raise send_error from None
+        raise
+    socket.set_read_limits(limits.read, deadline)
+    return head
+
+
+async def _send(connection: Connection, data: bytes, limits: Timeout, deadline: float) -> None:
+    limit = min(_seconds(limits.write), deadline - anyio.current_time())
+    with anyio.move_on_after(limit) as scope, translate_errors("write"):
+        await connection.stream.send(data)
+    if scope.cancelled_caught:
+        if limits.write is not None and limit >= limits.write:
+            raise WriteTimeout(f"sending the request took longer than {limit} s")
+        raise TotalTimeout("the request's total timeout ran out while sending")
+
+
+def _proxy_refused(route: Route, head: h11.Response) -> ProxyError:
+    reason = head.reason.decode("latin-1")
+    return ProxyError(
+        f"{route.first_hop} refused to forward the request to {route.target.authority}: "
+        f"{head.status_code} {reason}".rstrip(),
+        status_code=head.status_code,
+        reason=reason,
+    )
+
+
+async def _close_quietly(response: Response) -> None:
+    # The body may be half-read: its iterators must not outlive the block
+    # (trio warns about generators left to the garbage collector).
+    with anyio.CancelScope(shield=True):
+        await response.aclose_iterators()
+
+
+def _error_body_seconds(limits: Timeout, deadline: float) -> float:
+    return min(_seconds(limits.read), deadline - anyio.current_time())
+
+
+def _seconds(limit: float | None) -> float:
+    return _INFINITY if limit is None else limit
+
+
+def _header_pairs(headers: HeaderInput) -> list[tuple[str, str]]:
+    if headers is None:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    try:
+        return [(name, value) for name, value in items]
+    except (TypeError, ValueError) as exc:
+        raise LocalProtocolError(
+            f"headers must be a mapping or (name, value) pairs: {exc}"
+        ) from exc
+
+
+def _merge_headers(base: list[tuple[str, str]], extra: HeaderInput) -> HeaderInput:
+    """``base`` with every header named in ``extra`` (any case) replaced by ``extra``'s."""
+    if not base:
+        return extra
+    if extra is None:
+        return base
+    pairs = _header_pairs(extra)
+    replaced = {str(name).lower() for name, _ in pairs if isinstance(name, (str, bytes))}
+    kept = [(name, value) for name, value in base if str(name).lower() not in replaced]
+    return kept + pairs
 
 
 @asynccontextmanager
@@ -204,8 +556,9 @@ async def open_stream(
     trust_env: bool = False,
     timeout: Timeout | float | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    record_pieces: bool = False,
 ) -> AsyncIterator[Response]:
-    """Send one request and hold its response open; the socket closes on exit.
+    """Send one request on a new connection and hold its response open; it closes on exit.
 
     The response is returned whatever its status (see
     :meth:`Response.raise_for_status`). The request is validated before any
@@ -217,9 +570,10 @@ async def open_stream(
         json: an object sent as a JSON body (``content-type: application/json``).
         content: a raw body (``str`` is sent as UTF-8).
         headers: extra request headers (mapping or pairs).
-        proxy: ``http://[user:pass@]host:port`` or ``https://...``: an HTTP
-            CONNECT proxy; ``http://`` and ``https://`` origins both go
-            through the tunnel.
+        proxy: ``http://[user:pass@]host:port``, ``https://...`` (HTTP proxy:
+            ``https://`` origins through CONNECT, ``http://`` origins in
+            absolute form), ``socks5://`` (the target resolved here) or
+            ``socks5h://`` (resolved by the proxy).
         proxy_ssl_context: verifies an ``https://`` proxy (default: system trust).
         trust_env: when ``proxy`` is ``None``, take the proxy from
             ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, honouring ``NO_PROXY``.
@@ -227,6 +581,8 @@ async def open_stream(
             write, or ``None`` for the defaults.
         ssl_context: verifies an ``https://`` origin (default: system trust,
             hostname checked).
+        record_pieces: keep the arrival time of every piece in
+            ``response.timings.pieces``.
 
     Raises:
         LocalProtocolError: bad URL, proxy URL, header or body (before connecting).
@@ -234,108 +590,27 @@ async def open_stream(
         WriteTimeout, ReadTimeout, TotalTimeout, RemoteProtocolError: the
             exchange failed.
     """
-    target = parse_url(url)
-    if proxy is None and trust_env:
-        proxy = proxy_from_environment(target, os.environ)
-    proxy_url = parse_proxy_url(proxy) if proxy is not None else None
-    body, content_type = encode_body(json, content)
-    connection, request = build_request(method, target, headers, body, content_type)
-    tunnel = Tunnel(target, proxy_url) if proxy_url is not None else None
-    limits = Timeout.of(timeout)
-
-    start = anyio.current_time()
-    deadline = start + limits.total if limits.total is not None else _INFINITY
-    socket, stream = await _establish(
-        target, tunnel, ssl_context, proxy_ssl_context, limits, deadline
+    client = Client(
+        proxy=proxy,
+        proxy_ssl_context=proxy_ssl_context,
+        trust_env=trust_env,
+        timeout=timeout,
+        ssl_context=ssl_context,
+        limits=_ONE_SHOT_LIMITS,
+        replay_unanswered=False,
     )
-    try:
-        await _send(stream, request, limits, deadline)
-        reader = ResponseReader(stream, connection, method.encode("ascii"))
-        # The whole head must come within the read timeout (a trickling or
-        # 1xx-flooding peer can't hold us), then `read` bounds each silence.
-        head_deadline = anyio.current_time() + _seconds_left(limits.read)
-        if head_deadline < deadline:
-            message = f"no complete response head within {limits.read} s"
-            socket.set_read_limits(None, head_deadline, ReadTimeout, message)
-        else:
-            socket.set_read_limits(None, deadline)
-        with translate_errors("read"):
-            head = await reader.receive_head()
-        socket.set_read_limits(limits.read, deadline)
-        yield Response(
+    async with (
+        client,
+        client.open_stream(
             url,
-            head.status_code,
-            head.reason.decode("latin-1"),
-            head.http_version.decode("ascii"),
-            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in head.headers],
-            reader,
-        )
-    except BaseException:
-        # Cancelled or failed: close without waiting for anything (no TLS goodbye).
-        await anyio.aclose_forcefully(stream)
-        raise
-    else:
-        await stream.aclose()  # standard_compatible=False: TLS sends no close_notify here.
-
-
-async def _establish(
-    target: URL,
-    tunnel: Tunnel | None,
-    ssl_context: ssl.SSLContext | None,
-    proxy_ssl_context: ssl.SSLContext | None,
-    limits: Timeout,
-    deadline: float,
-) -> tuple[SocketStream, ByteStream]:
-    """TCP, tunnel and TLS, all under the one connect timeout."""
-    limit = min(_seconds_left(limits.connect), deadline - anyio.current_time())
-    with anyio.move_on_after(limit), translate_errors("connect"):
-        return await _connect(target, tunnel, ssl_context, proxy_ssl_context)
-    if limits.connect is not None and limit >= limits.connect:
-        raise ConnectTimeout(f"connecting to {target.host_header} took longer than {limit} s")
-    raise TotalTimeout("the request's total timeout ran out while connecting")
-
-
-async def _connect(
-    target: URL,
-    tunnel: Tunnel | None,
-    ssl_context: ssl.SSLContext | None,
-    proxy_ssl_context: ssl.SSLContext | None,
-) -> tuple[SocketStream, ByteStream]:
-    if tunnel is None:
-        socket = await connect_tcp(target.host, target.port)
-    else:
-        proxy = tunnel.proxy
-        try:
-            socket = await connect_tcp(proxy.host, proxy.port)
-        except ConnectError as exc:
-            raise ProxyError(f"cannot reach the proxy: {exc}") from exc
-    stream: ByteStream = socket
-    try:
-        if tunnel is not None:
-            if tunnel.proxy.is_tls:
-                context = proxy_ssl_context or default_ssl_context()
-                stream = await start_tls(stream, tunnel.proxy.host, context, peer="proxy")
-            stream = await tunnel.open(stream)
-        if target.is_tls:
-            stream = await start_tls(stream, target.host, ssl_context or default_ssl_context())
-    except BaseException:
-        await anyio.aclose_forcefully(stream)
-        raise
-    return socket, stream
-
-
-async def _send(stream: ByteStream, request: bytes, limits: Timeout, deadline: float) -> None:
-    limit = min(_seconds_left(limits.write), deadline - anyio.current_time())
-    with anyio.move_on_after(limit) as scope, translate_errors("write"):
-        await stream.send(request)
-    if scope.cancelled_caught:
-        if limits.write is not None and limit >= limits.write:
-            raise WriteTimeout(f"sending the request took longer than {limit} s")
-        raise TotalTimeout("the request's total timeout ran out while sending")
-
-
-def _seconds_left(limit: float | None) -> float:
-    return _INFINITY if limit is None else limit
+            method=method,
+            json=json,
+            content=content,
+            headers=headers,
+            record_pieces=record_pieces,
+        ) as response,
+    ):
+        yield response
 
 
 async def stream_bytes(
@@ -411,3 +686,40 @@ async def stream_text(
         async with aclosing(response.aiter_text(encoding_errors)) as pieces:
             async for piece in pieces:
                 yield piece
+
+
+async def stream_events(
+    url: str,
+    *,
+    method: str = "POST",
+    json: object = None,
+    content: bytes | str | None = None,
+    headers: HeaderInput = None,
+    proxy: str | None = None,
+    proxy_ssl_context: ssl.SSLContext | None = None,
+    trust_env: bool = False,
+    timeout: Timeout | float | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> AsyncGenerator[ServerSentEvent, None]:
+    """Stream the response body as server-sent events (WHATWG rules), as they complete.
+
+    Arguments and errors as :func:`stream_bytes`. Sends ``Accept:
+    text/event-stream`` unless ``headers`` name an Accept.
+    """
+    client = Client(
+        proxy=proxy,
+        proxy_ssl_context=proxy_ssl_context,
+        trust_env=trust_env,
+        timeout=timeout,
+        ssl_context=ssl_context,
+        limits=_ONE_SHOT_LIMITS,
+        replay_unanswered=False,
+    )
+    async with (
+        client,
+        aclosing(
+            client.stream_events(url, method=method, json=json, content=content, headers=headers)
+        ) as events,
+    ):
+        async for event in events:
+            yield event

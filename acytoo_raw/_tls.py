@@ -67,7 +67,10 @@ class TLSStream(ByteStream):
     __slots__ = ("_incoming", "_outgoing", "_transport", "ssl_object")
 
     def __init__(
-        self, transport: ByteStream, ssl_object: ssl.SSLObject, incoming: ssl.MemoryBIO,
+        self,
+        transport: ByteStream,
+        ssl_object: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
         outgoing: ssl.MemoryBIO,
     ) -> None:
         self._transport = transport

@@ -141,3 +141,54 @@ def chunk(data: bytes) -> bytes:
 
 
 LAST_CHUNK = b"0\r\n\r\n"
+
+
+# A step of a keep-alive answer: bytes are sent, a float is a pause, CLOSE ends the connection.
+CLOSE = object()
+Answer = Callable[[int, int, bytes], "list[bytes | float | object]"]
+
+
+@dataclass
+class KeepAliveLog:
+    """What a keep-alive peer saw: ``(connection number, request bytes)`` in order."""
+
+    served: list[tuple[int, bytes]] = field(default_factory=list)
+    connections: int = 0
+
+    @property
+    def connection_ids(self) -> list[int]:
+        return [number for number, _ in self.served]
+
+
+@asynccontextmanager
+async def keepalive_server(
+    answer: Answer, *, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[str, KeepAliveLog]]:
+    """Serve many requests per connection: ``answer(connection, index, request)`` gives
+    the steps for each request (``index`` counts requests on that connection)."""
+    log = KeepAliveLog()
+
+    def make(_: PeerLog) -> Handler:
+        async def handle(stream: ByteStream) -> None:
+            log.connections += 1
+            number = log.connections
+            index = 0
+            while True:
+                request = await read_request(stream)
+                if not request:
+                    return
+                log.served.append((number, request))
+                for step in answer(number, index, request):
+                    if step is CLOSE:
+                        return
+                    if isinstance(step, bytes):
+                        await stream.send(step)
+                    else:
+                        assert isinstance(step, float)
+                        await anyio.sleep(step)
+                index += 1
+
+        return handle
+
+    async with scripted_server(make, ssl_context=ssl_context) as (base, _):
+        yield base, log

@@ -46,6 +46,7 @@ import pytest
 import trustme
 
 __all__ = [
+    "KEEPALIVE_SECONDS",
     "PROXY_PASSWORD",
     "PROXY_USER",
     "SQUID_PASSWORD",
@@ -55,9 +56,13 @@ __all__ = [
     "ProxyServer",
     "SquidProxy",
     "closed_port",
+    "keepalive_origin_fixture",
+    "keepalive_tls_origin_fixture",
     "plain_origin_fixture",
     "squid_fixture",
+    "stock_squid_fixture",
     "tinyproxy_fixture",
+    "tls_origin_443_fixture",
     "tls_origin_fixture",
 ]
 
@@ -359,7 +364,11 @@ def tinyproxy_fixture() -> Iterator[ProxyServer]:
 
 
 def _wait_http_ready(
-    port: int, proc: subprocess.Popen[bytes], log: Path, ctx: ssl.SSLContext | None
+    port: int,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    ctx: ssl.SSLContext | None,
+    host: str = "127.0.0.1",
 ) -> None:
     """One real request: uvicorn's inherited socket accepts TCP before the app runs."""
     deadline = time.monotonic() + READY_TIMEOUT
@@ -368,9 +377,9 @@ def _wait_http_ready(
             raise RuntimeError(f"uvicorn exited with {proc.returncode}:\n{_log_tail(log)}")
         conn: http.client.HTTPConnection
         if ctx is None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+            conn = http.client.HTTPConnection(host, port, timeout=1.0)
         else:
-            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=1.0, context=ctx)
+            conn = http.client.HTTPSConnection(host, port, timeout=1.0, context=ctx)
         try:
             conn.request("GET", "/status/204")
             response = conn.getresponse()
@@ -386,7 +395,9 @@ def _wait_http_ready(
         time.sleep(0.02)
 
 
-def _uvicorn(tls_ca: trustme.CA | None) -> Iterator[Origin]:
+def _uvicorn(
+    tls_ca: trustme.CA | None, *extra: str, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[Origin]:
     d = Path(tempfile.mkdtemp(prefix="acytoo-uvicorn-"))
     proc: subprocess.Popen[bytes] | None = None
     try:
@@ -396,10 +407,11 @@ def _uvicorn(tls_ca: trustme.CA | None) -> Iterator[Origin]:
             "--http", "h11", "--loop", "asyncio", "--lifespan", "off",
             "--no-access-log", "--log-level", "warning",
             "--timeout-graceful-shutdown", "2",
+            *extra,
         ]  # fmt: skip
         ctx: ssl.SSLContext | None = None
         if tls_ca is not None:
-            cert = tls_ca.issue_cert("127.0.0.1")
+            cert = tls_ca.issue_cert(host)
             cert.cert_chain_pems[0].write_to_path(str(d / "server.pem"))
             cert.private_key_pem.write_to_path(str(d / "server.key"))
             args += [
@@ -412,13 +424,14 @@ def _uvicorn(tls_ca: trustme.CA | None) -> Iterator[Origin]:
             tls_ca.configure_trust(ctx)
         # The fixture owns the listening socket: no port race.
         with socket.socket() as listener:
-            listener.bind(("127.0.0.1", 0))
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
             listener.listen(128)
             port = listener.getsockname()[1]
             fd = listener.fileno()
             proc = _popen([*args, "--fd", str(fd)], d / "uvicorn.log", pass_fds=(fd,), cwd=d)
-        _wait_http_ready(port, proc, d / "uvicorn.log", ctx)
-        yield Origin("https" if tls_ca is not None else "http", port)
+        _wait_http_ready(port, proc, d / "uvicorn.log", ctx, host)
+        yield Origin("https" if tls_ca is not None else "http", port, host)
     finally:
         if proc is not None:
             _stop(proc)
@@ -435,3 +448,92 @@ def tls_origin_fixture(tls_ca: trustme.CA) -> Iterator[Origin]:
 def plain_origin_fixture() -> Iterator[Origin]:
     """uvicorn serving stream_app over plain HTTP."""
     yield from _uvicorn(None)
+
+
+# uvicorn's idle keep-alive timeout for the pool tests: short, so a test can
+# outwait it (the default is 5 s).
+KEEPALIVE_SECONDS = 1
+
+
+@pytest.fixture(scope="session", name="keepalive_origin")
+def keepalive_origin_fixture() -> Iterator[Origin]:
+    """uvicorn over plain HTTP that closes idle keep-alive connections after 1 s."""
+    yield from _uvicorn(None, "--timeout-keep-alive", str(KEEPALIVE_SECONDS))
+
+
+@pytest.fixture(scope="session", name="keepalive_tls_origin")
+def keepalive_tls_origin_fixture(tls_ca: trustme.CA) -> Iterator[Origin]:
+    """The same over TLS (certificate for 127.0.0.1 from ``tls_ca``)."""
+    yield from _uvicorn(tls_ca, "--timeout-keep-alive", str(KEEPALIVE_SECONDS))
+
+
+# --------------------------------------------------------------------------- stock squid
+
+# The access rules of Debian 12's /etc/squid/squid.conf, verbatim: what users
+# of a stock squid have. CONNECT only to port 443; plain HTTP forwarded to
+# port 80 and 1025-65535.
+_STOCK_SQUID_CONF = """\
+acl SSL_ports port 443
+acl Safe_ports port 80
+acl Safe_ports port 21
+acl Safe_ports port 443
+acl Safe_ports port 70
+acl Safe_ports port 210
+acl Safe_ports port 1025-65535
+acl Safe_ports port 280
+acl Safe_ports port 488
+acl Safe_ports port 591
+acl Safe_ports port 777
+http_access deny !Safe_ports
+http_access deny CONNECT !SSL_ports
+http_access allow localhost manager
+http_access deny manager
+http_access allow localhost
+http_access deny all
+http_port 127.0.0.1:{port}
+visible_hostname localhost
+pid_filename none
+cache_log {d}/cache.log
+access_log stdio:{d}/access.log
+cache deny all
+cache_mem 8 MB
+coredump_dir {d}
+pinger_enable off
+shutdown_lifetime 0 seconds
+"""
+
+
+@pytest.fixture(scope="session", name="stock_squid")
+def stock_squid_fixture() -> Iterator[ProxyServer]:
+    """A squid with Debian's stock access rules (no auth)."""
+    binary = _require("squid")
+    d = Path(tempfile.mkdtemp(prefix="acytoo-stock-squid-"))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        (port,) = _free_ports(1)
+        (d / "squid.conf").write_text(_STOCK_SQUID_CONF.format(port=port, d=d))
+        if os.geteuid() == 0:
+            for path in [d, *d.iterdir()]:
+                shutil.chown(path, "proxy", "proxy")
+        proc = _popen([binary, "-N", "-d", "1", "-f", str(d / "squid.conf")], d / "squid.out")
+        _wait_listening([port], proc, d / "squid.out")
+        yield ProxyServer(
+            kind="squid", open_port=port, auth_port=port, username="", password="", workdir=d
+        )
+    finally:
+        if proc is not None:
+            _stop(proc)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# Stock squid tunnels only to port 443: this origin listens there, on its own
+# loopback address so it can't clash with anything on 127.0.0.1:443.
+PORT_443_HOST = "127.0.0.2"
+
+
+@pytest.fixture(scope="session", name="tls_origin_443")
+def tls_origin_443_fixture(tls_ca: trustme.CA) -> Iterator[Origin]:
+    """uvicorn over TLS on 127.0.0.2:443 (root only; certificate for 127.0.0.2)."""
+    if os.geteuid() != 0:
+        (pytest.fail if IN_CI else pytest.skip)("binding port 443 needs root")
+    yield from _uvicorn(tls_ca, host=PORT_443_HOST, port=443)

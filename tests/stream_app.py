@@ -11,6 +11,7 @@ Routes (any method; the request body is read and ignored unless noted):
   ``{"method", "path", "headers": [[name, value], ...], "body"}`` (names
   lower-cased as the ASGI server gives them). This is how a test proves what
   the origin saw (for example: never ``Proxy-Authorization``).
+- ``/client`` -- the client's port as text: which connection served the request.
 - ``/status/<code>`` -- answers with that status and a short text body.
 - anything else -- 404.
 
@@ -111,6 +112,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             "body": body.decode("utf-8", "replace"),
         }
         await _respond(send, 200, b"application/json", json.dumps(seen).encode())
+    elif path == "/client":
+        # Which connection served this request: the client's port.
+        port = str(scope["client"][1]).encode()
+        await _respond(send, 200, b"text/plain", port)
     elif path.startswith("/status/") and path[8:].isdigit():
         status = int(path[8:])
         await _respond(send, status, b"text/plain; charset=utf-8", f"status {status}\n".encode())

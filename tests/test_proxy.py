@@ -21,6 +21,9 @@ from acytoo_raw import (
     ProxyError,
     Timeout,
 )
+from acytoo_raw._network import connect_tcp
+from acytoo_raw._proxy import Tunnel
+from acytoo_raw._urls import parse_proxy_url, parse_url
 from acytoo_raw.server import serve
 from tests.peers import Handler, PeerLog, read_request, response, script, scripted_server
 
@@ -62,22 +65,54 @@ def forwarding_proxy(log: PeerLog) -> Handler:
     return handle
 
 
-async def test_tunnel_carries_plain_http_and_sends_credentials_only_to_the_proxy() -> None:
+async def test_plain_http_goes_to_the_proxy_in_absolute_form_with_its_credentials() -> None:
+    # RFC 9112 section 3.2.2, as curl, httpx and aiohttp do: stock squid allows
+    # CONNECT to port 443 only, but forwards absolute-form requests.
+    async with scripted_server(script(response(b"hello"))) as (proxy, proxy_log):
+        proxy_url = proxy.replace("http://", "http://alice:p%40ss%3Aword@")
+        assert await collect_text("http://example.invalid:8000/api?x=1", proxy=proxy_url) == (
+            "hello"
+        )
+    request = proxy_log.requests[0]
+    assert request.startswith(b"POST http://example.invalid:8000/api?x=1 HTTP/1.1\r\n")
+    assert b"host: example.invalid:8000\r\n" in request.lower()
+    token = base64.b64encode(b"alice:p@ss:word")
+    assert b"proxy-authorization: Basic " + token in request
+
+
+async def test_https_origin_goes_through_connect_with_credentials_only_to_the_proxy(
+    server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
     async with (
-        scripted_server(script(response(b"hello"))) as (origin, origin_log),
+        serve(ssl_context=server_ssl_context) as origin,
         scripted_server(forwarding_proxy) as (proxy, proxy_log),
     ):
-        proxy_url = proxy.replace("http://", "http://alice:p%40ss%3Aword@")
-        assert await collect_text(origin, proxy=proxy_url) == "hello"
+        proxy_url = proxy.replace("http://", "http://alice:secret@")
+        text = await collect_text(
+            f"{origin}/api/completions",
+            json=PAYLOAD,
+            proxy=proxy_url,
+            ssl_context=client_ssl_context,
+        )
+    assert text == "through the tunnel ✓"
     connect = proxy_log.requests[0]
-    authority = origin.removeprefix("http://").encode()
+    authority = origin.removeprefix("https://").encode()
     assert connect.startswith(b"CONNECT " + authority + b" HTTP/1.1\r\n")
     assert b"host: " + authority in connect.lower()
-    token = base64.b64encode(b"alice:p@ss:word")
-    assert b"proxy-authorization: Basic " + token in connect
-    origin_request = origin_log.requests[0].lower()
-    assert b"proxy-authorization" not in origin_request
-    assert origin_request.startswith(b"post / http/1.1")
+    assert b"proxy-authorization: Basic " + base64.b64encode(b"alice:secret") in connect
+
+
+async def test_proxy_authentication_refused_in_absolute_form_is_proxy_error() -> None:
+    refusal = response(
+        b"auth!",
+        status=b"407 Proxy Authentication Required",
+        headers=(b'Proxy-Authenticate: Basic realm="x"',),
+    )
+    async with scripted_server(script(refusal)) as (proxy, _):
+        with pytest.raises(ProxyError) as caught:
+            await collect_text("http://example.invalid/", proxy=proxy.replace("//", "//u:pw@"))
+    assert caught.value.status_code == 407
+    assert "pw" not in str(caught.value)
 
 
 async def test_tls_origin_through_tunnel_checks_the_origins_certificate(
@@ -99,10 +134,16 @@ async def test_tls_origin_through_tunnel_checks_the_origins_certificate(
 
 
 async def test_bytes_after_the_proxys_head_belong_to_the_tunnel() -> None:
-    # The proxy's 200 and the origin's whole answer arrive in one segment.
-    steps = script(ESTABLISHED + response(b"already here"))
+    # The proxy's 200 and the first tunnelled bytes arrive in one segment.
+    steps = script(ESTABLISHED + b"already here", hang=True)
     async with scripted_server(steps) as (proxy, _):
-        assert await collect_text("http://example.invalid/", proxy=proxy) == "already here"
+        proxy_url = parse_proxy_url(proxy)
+        with anyio.fail_after(BOUND):
+            socket = await connect_tcp(proxy_url.host, proxy_url.port)
+            async with socket:
+                tunnel = Tunnel(parse_url("https://example.invalid/"), proxy_url)
+                stream = await tunnel.open(socket)
+                assert await stream.receive() == b"already here"
 
 
 async def test_refusal_is_proxy_error_with_status_and_no_password() -> None:
@@ -113,7 +154,7 @@ async def test_refusal_is_proxy_error_with_status_and_no_password() -> None:
     async with scripted_server(script(refusal, hang=True)) as (proxy, _):
         proxy_url = proxy.replace("http://", "http://bob:hunter2@")
         with pytest.raises(ProxyError) as caught:
-            await collect_text("http://example.invalid/", proxy=proxy_url)
+            await collect_text("https://example.invalid/", proxy=proxy_url)
     error = caught.value
     assert error.status_code == 407
     assert error.reason == "Proxy Authentication Required"
@@ -134,7 +175,7 @@ async def test_refusal_is_proxy_error_with_status_and_no_password() -> None:
 async def test_broken_proxy_is_proxy_error(steps: tuple[bytes, ...]) -> None:
     async with scripted_server(script(*steps)) as (proxy, _):
         with pytest.raises(ProxyError):
-            await collect_text("http://example.invalid/", proxy=proxy)
+            await collect_text("https://example.invalid/", proxy=proxy)
 
 
 async def test_stalled_proxy_is_connect_timeout() -> None:
@@ -151,7 +192,7 @@ async def test_unreachable_proxy_is_proxy_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "proxy", ["socks5://127.0.0.1:1080", "http://", "http://127.0.0.1:8080/path", "ftp://x:1"]
+    "proxy", ["socks4://127.0.0.1:1080", "http://", "http://127.0.0.1:8080/path", "ftp://x:1"]
 )
 async def test_bad_proxy_url_is_refused_before_connecting(proxy: str) -> None:
     async with scripted_server(script(response(b"x"))) as (origin, log):
@@ -161,12 +202,12 @@ async def test_bad_proxy_url_is_refused_before_connecting(proxy: str) -> None:
 
 
 async def test_trust_env_uses_the_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with scripted_server(script(ESTABLISHED + response(b"via env"))) as (proxy, log):
+    async with scripted_server(script(response(b"via env"))) as (proxy, log):
         monkeypatch.setenv("HTTP_PROXY", proxy)
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
         assert await collect_text("http://example.invalid/", trust_env=True) == "via env"
-        assert log.requests[0].startswith(b"CONNECT example.invalid:80 ")
+        assert log.requests[0].startswith(b"POST http://example.invalid/ HTTP/1.1")
 
 
 async def test_no_proxy_and_explicit_choice_win_over_the_environment(

@@ -157,6 +157,16 @@ async def test_connect_matrix(
         assert text == expected_text()
         return
 
+    if any_proxy.kind == "tinyproxy" and auth == "wrong" and any_origin.scheme == "http":
+        # tinyproxy 1.11.1 (Debian 12) answers a WRONG password with
+        # "401 Unauthorized" instead of 407 (bug #532, see below). For a
+        # forwarded plain-HTTP request a 401 can't be told from the origin's
+        # own answer, so it stays an HTTPStatusError.
+        with pytest.raises((ProxyError, acytoo_raw.HTTPStatusError)) as refused:
+            await collect_text(url, proxy=proxy, ssl_context=client_ssl_context)
+        assert getattr(refused.value, "status_code", None) in (401, 407)
+        assert_no_secret(refused.value, any_proxy)
+        return
     with pytest.raises(ProxyError) as info:
         await collect_text(url, proxy=proxy, ssl_context=client_ssl_context)
     exc = info.value
