@@ -13,9 +13,11 @@ import ipaddress
 import os
 import socket
 import ssl
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import lru_cache
 from typing import Any, Literal
 
 import anyio
@@ -347,14 +349,34 @@ async def _connect_socket(sock: socket.socket, address: tuple[object, ...]) -> N
 def ssl_context_from_cafile(cafile: str) -> ssl.SSLContext:
     """A verifying context that trusts the CA certificates in the PEM file ``cafile``.
 
+    Only a regular file is read (a FIFO or device would block the event loop
+    for as long as nobody writes to it), and the context is built once per
+    file version (path, inode, size, modification time) and then reused: no
+    disk read per request, and TLS sessions can resume across calls, which
+    needs the same context.
+
     Raises:
-        LocalProtocolError: the file cannot be read or holds no certificate.
+        LocalProtocolError: the file cannot be read, is not a regular file,
+            or holds no certificate.
     """
     try:
-        return ssl.create_default_context(cafile=cafile)
-    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError.
+        info = os.stat(cafile)
+    except (OSError, ValueError, TypeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise LocalProtocolError(f"cannot load CA file {cafile!r}: {reason}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise LocalProtocolError(f"cannot load CA file {cafile!r}: not a regular file")
+    version = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    return _context_for_cafile(os.path.realpath(cafile), version)
+
+
+@lru_cache(maxsize=16)
+def _context_for_cafile(path: str, version: tuple[int, ...]) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=path)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise LocalProtocolError(f"cannot load CA file {path!r}: {reason}") from exc
 
 
 async def start_tls(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import socket
 import ssl
@@ -123,3 +124,19 @@ def test_our_error_wrapped_by_anyio_tls_comes_out_unwrapped() -> None:
     with pytest.raises(acytoo_raw.ReadTimeout) as caught, translate_errors("read"):
         raise wrapped
     assert caught.value is ours
+
+
+def test_ca_file_that_is_a_fifo_is_refused_without_blocking(tmp_path: pathlib.Path) -> None:
+    fifo = tmp_path / "ca.pem"
+    os.mkfifo(fifo)
+    # Opening a FIFO with no writer would block forever; it must not be opened at all.
+    with pytest.raises(LocalProtocolError, match="not a regular file"):
+        ssl_context_from_cafile(str(fifo))
+
+
+def test_ca_file_context_is_built_once_per_file_version(ca_file: str) -> None:
+    first = ssl_context_from_cafile(ca_file)
+    assert ssl_context_from_cafile(ca_file) is first
+    path = pathlib.Path(ca_file)
+    path.write_bytes(path.read_bytes() + b"\n")  # A new version of the file.
+    assert ssl_context_from_cafile(ca_file) is not first
