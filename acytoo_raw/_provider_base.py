@@ -18,7 +18,7 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import replace
-from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Final, Generic, TypeVar
 
 from anyio.from_thread import start_blocking_portal
 
@@ -29,7 +29,6 @@ __all__ = [
     "REQUEST_PARAMETERS",
     "AsyncGeneratorProvider",
     "Messages",
-    "SupportsStreamText",
     "check_client_options",
     "resolve_timeout",
 ]
@@ -79,20 +78,6 @@ _EXAMPLE_BY_ANNOTATION: Final[dict[str, object]] = {
 }
 
 _T = TypeVar("_T")
-
-
-class SupportsStreamText(Protocol):
-    """What a provider uses of an :class:`acytoo_raw.Client` (its pooled ``stream_text``)."""
-
-    def stream_text(
-        self,
-        url: str,
-        *,
-        method: str = ...,
-        json: object = ...,
-        headers: dict[str, str] | None = ...,
-        timeout: Timeout | float | None = ...,
-    ) -> AsyncGenerator[str, None]: ...
 
 
 class _ClassProperty(Generic[_T]):
@@ -330,7 +315,7 @@ def _blocking_pieces(agen: AsyncGenerator[str, None], stream: bool) -> Iterator[
                 portal.call(agen.aclose)
 
 
-def check_client_options(client: SupportsStreamText | None, **options: object) -> None:
+def check_client_options(client: object, **options: object) -> None:
     """Refuse per-call connection options given together with a client.
 
     ``options`` maps each option's name to its value; an option is "given"

@@ -14,13 +14,12 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, ClassVar
 
-from ._client import stream_text
+from ._client import Client, stream_text
 from ._exceptions import LocalProtocolError
 from ._network import ssl_context_from_cafile
 from ._provider_base import (
     AsyncGeneratorProvider,
     Messages,
-    SupportsStreamText,
     check_client_options,
     resolve_timeout,
 )
@@ -85,7 +84,7 @@ class Acytoo(AsyncGeneratorProvider):
         cafile: str | None = None,
         proxy_ssl_context: ssl.SSLContext | None = None,
         trust_env: bool = False,
-        client: SupportsStreamText | None = None,
+        client: Client | None = None,
         media: object = None,
         **kwargs: Any,
     ) -> AsyncGenerator[str, None]:
@@ -97,8 +96,9 @@ class Acytoo(AsyncGeneratorProvider):
             messages: the chat history, sent whole (``role``/``content`` dicts).
             proxy: ``http://``/``https://`` proxy URL for this request.
             base_url: the server's root; ``/api/completions`` is appended to
-                its path. ``None`` means :attr:`url` (the dead public host);
-                an empty or malformed one is refused. g4f's ``Client`` and
+                its path. ``None`` means the ``client``'s base URL when a
+                client is given, else :attr:`url` (the dead public host); an
+                empty or malformed one is refused. g4f's ``Client`` and
                 ``AsyncClient`` pass their ``base_url=`` here.
             temperature: goes into the payload.
             timeout: a :class:`~acytoo_raw.Timeout`, or a number of seconds
@@ -145,7 +145,10 @@ class Acytoo(AsyncGeneratorProvider):
             cafile=cafile,
             trust_env=trust_env,
         )
-        endpoint = join_url(cls.url if base_url is None else base_url, _COMPLETIONS_PATH)
+        if base_url is None and client is not None:
+            endpoint = _COMPLETIONS_PATH  # The client joins it to its own base_url.
+        else:
+            endpoint = join_url(cls.url if base_url is None else base_url, _COMPLETIONS_PATH)
         payload = _create_payload(messages, temperature=temperature)
         limits = resolve_timeout(timeout, stream_timeout)
         if client is not None:

@@ -7,7 +7,7 @@ import json
 import ssl
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import anyio
 import anyio.lowlevel
@@ -16,6 +16,7 @@ from anyio.from_thread import start_blocking_portal
 
 from acytoo_raw import (
     Acytoo,
+    Client,
     ConnectError,
     HTTPStatusError,
     LocalProtocolError,
@@ -26,7 +27,6 @@ from acytoo_raw._provider_base import (
     REQUEST_PARAMETERS,
     AsyncGeneratorProvider,
     Messages,
-    SupportsStreamText,
     check_client_options,
     resolve_timeout,
 )
@@ -302,14 +302,12 @@ class _FakeClient:
         yield "client"
 
 
-def _as_client(fake: _FakeClient) -> SupportsStreamText:
-    return fake
+def _as_client(fake: _FakeClient) -> Client:
+    return cast(Client, fake)
 
 
 @pytest.mark.anyio
 async def test_a_client_carries_the_request() -> None:
-    # The real Client's own test is the lead's (tests/test_client.py): this one
-    # pins what the provider hands it.
     fake = _FakeClient()
     with anyio.fail_after(BOUND):
         answer = await Acytoo.create_async(
@@ -330,6 +328,47 @@ async def test_a_client_carries_the_request() -> None:
             "timeout": 5,
         }
     ]
+
+
+@pytest.mark.anyio
+async def test_without_base_url_the_path_is_relative_to_the_clients() -> None:
+    fake = _FakeClient()
+    with anyio.fail_after(BOUND):
+        await Acytoo.create_async("m", HELLO, client=_as_client(fake))
+    assert fake.calls[0]["url"] == "api/completions"
+
+
+@pytest.mark.anyio
+async def test_a_real_client_carries_the_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from acytoo_raw import provider
+    from acytoo_raw.server import serve
+
+    def no_one_shot(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the module stream_text was used instead of the client")
+
+    monkeypatch.setattr(provider, "stream_text", no_one_shot)
+    async with serve(delay=0.002) as base:
+        with anyio.fail_after(BOUND):
+            async with Client(base_url=base + "/") as client:
+                pieces = [
+                    piece
+                    async for piece in Acytoo.create_async_generator("m", HELLO, client=client)
+                ]
+                again = await Acytoo.create_async("m", HELLO, client=client, base_url=base)
+    assert "".join(pieces) == HELLO[0]["content"]
+    assert len(pieces) > 1
+    assert again == HELLO[0]["content"]
+
+
+@pytest.mark.anyio
+async def test_a_real_client_raises_http_errors() -> None:
+    reply = response(b'{"msg": "bad key"}', status=b"401 Unauthorized")
+    async with scripted_server(script(reply)) as (base, _), Client(base_url=base) as client:
+        with pytest.raises(HTTPStatusError) as caught, anyio.fail_after(BOUND):
+            await Acytoo.create_async("m", HELLO, client=client)
+    assert caught.value.status_code == 401
 
 
 @pytest.mark.anyio
