@@ -1,23 +1,28 @@
 # Two commands do all set-up (see README): `make demo` and `make test`.
+# The demo installs only the library; the test and bench targets add their extras.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .PHONY: demo test lint bench bench-quick clean
 
-$(VENV)/.installed-test: pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
 	touch $@
 
-$(VENV)/.installed-bench: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
-	touch $@ $(VENV)/.installed-test
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test,g4f]'
+	touch $@ $(VENV)/.installed
 
-demo: $(VENV)/.installed-test
+$(VENV)/.installed-bench: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed
+
+demo: $(VENV)/.installed
 	$(PY) -m acytoo_raw demo
 
 lint: $(VENV)/.installed-test
