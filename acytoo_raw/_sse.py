@@ -30,6 +30,9 @@ stream" and "Interpreting an event stream"):
   only the event type is reset); the trailing LF of the data is dropped and the
   type defaults to ``"message"``;
 - at the end of the stream an unterminated event is discarded.
+
+Beyond the spec, what a server can make us buffer is bounded by
+:data:`MAX_EVENT_SIZE`, and a ``retry`` above :data:`MAX_RETRY` is ignored.
 """
 
 from __future__ import annotations
@@ -42,13 +45,13 @@ from ._exceptions import RemoteProtocolError
 
 __all__ = ["MAX_EVENT_SIZE", "MAX_RETRY", "SSEDecoder", "ServerSentEvent"]
 
-# Bounds what a hostile server can make us buffer: no line, and no event's data together with
-# the line being read, may exceed it (in decoded characters). Chat chunks are ~100-1000
-# characters; 8 Mi leaves room for big tool-call or image payloads sent as one event.
+# Bounds what a hostile server can make us buffer: an event's data plus the line being read
+# (in decoded characters). Chat chunks are ~100-1000 characters; 8 Mi leaves room for big
+# tool-call arguments or base64 images sent as one event.
 MAX_EVENT_SIZE: Final = 8 * 1024 * 1024
 
-# Browsers parse ``retry`` as an unsigned 64-bit integer and ignore a value that overflows
-# it; doing the same also spares int() megabytes of digits (refused past 4300 since 3.11).
+# A larger ``retry`` is ignored: no client waits 2**64 ms, and it spares int() megabytes of
+# digits (which Python >= 3.11 refuses past 4300 digits anyway).
 MAX_RETRY: Final = 2**64 - 1
 _MAX_RETRY_DIGITS: Final = len(str(MAX_RETRY))
 
