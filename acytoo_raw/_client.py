@@ -18,6 +18,7 @@ from contextlib import aclosing, asynccontextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import anyio
 import h11
@@ -47,6 +48,9 @@ from ._urls import (
     parse_url,
     proxy_from_environment,
 )
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
 
 __all__ = [
     "Client",
@@ -161,6 +165,7 @@ class Client:
         self._replay = bool(replay_unanswered)
         self._tls_sessions: dict[object, ssl.SSLSession] = {}
         self._closed = False
+        self._portal: BlockingPortal | None = None  # Set when blocking calls drive it.
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self._pool.open_connections} open"
@@ -182,6 +187,25 @@ class Client:
         self._closed = True
         self._pool.close()
         self._tls_sessions.clear()
+
+    def close(self) -> None:
+        """Close a client used from blocking code (``create_completion(client=...)``).
+
+        Raises:
+            LocalProtocolError: the client was not handed to a blocking call;
+                close it with ``await client.aclose()`` in its event loop.
+        """
+        if self._portal is None:
+            raise LocalProtocolError(
+                "close() is for a Client used by create_completion; use await client.aclose()"
+            )
+        self._portal.call(self.aclose)
+
+    def bind_to_portal(self, portal: BlockingPortal) -> None:
+        """Run on ``portal``'s loop from now on (blocking calls share one loop thread)."""
+        if self._portal is not None and self._portal is not portal:
+            raise LocalProtocolError("this Client already runs on another loop thread")
+        self._portal = portal
 
     @property
     def is_closed(self) -> bool:

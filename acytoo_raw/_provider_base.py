@@ -20,8 +20,6 @@ from contextlib import aclosing
 from dataclasses import replace
 from typing import Any, ClassVar, Final, Generic, TypeVar
 
-from anyio.from_thread import start_blocking_portal
-
 from ._exceptions import LocalProtocolError
 from ._timeouts import Timeout
 
@@ -248,71 +246,26 @@ class AsyncGeneratorProvider:
     ) -> Iterator[str]:
         """A blocking iterator of answer pieces, for code without an event loop.
 
-        The request runs on a fresh event loop in a helper thread, so this also
+        The request runs on an event loop in a helper thread, so this also
         works when called from inside a running asyncio or trio loop (it blocks
         that loop while it waits). With ``stream=False`` the whole answer comes
         as one piece. Closing the iterator (or Ctrl-C) closes the socket.
         Other arguments as ``create_async_generator``; nothing is sent before
         the first ``next()``.
 
-        Raises:
-            LocalProtocolError: at once, when given ``client=``: a Client
-                belongs to the event loop it runs on, and this call runs the
-                request on a loop of its own. Use ``create_async_generator`` or
-                ``create_async`` with the client, inside its loop.
+        With ``client=``, every such call runs on one shared loop thread, so
+        the client's kept-alive connections serve question after question. A
+        client given here must then be used only through ``create_completion``
+        (a Client belongs to the loop it first ran on); close it with its
+        blocking :meth:`~acytoo_raw.Client.close`.
         """
-        if kwargs.get("client") is not None:
-            raise LocalProtocolError(
-                f"{cls.__name__}.create_completion runs on its own event loop in a helper "
-                "thread and cannot use a Client (it belongs to the loop it runs on); "
-                "call create_async_generator or create_async with client= from that loop"
-            )
-        return _blocking_pieces(cls.create_async_generator(model, messages, **kwargs), stream)
+        from ._blocking import iterate_blocking  # Only blocking callers pay for the portal.
 
-
-class _Done:
-    """Marks the end of an async generator driven from another thread."""
-
-
-_DONE: Final = _Done()
-
-
-async def _next_or_done(agen: AsyncGenerator[str, None]) -> str | _Done:
-    # StopAsyncIteration must not cross the portal: it would be mistaken for
-    # the end of the portal call itself.
-    try:
-        return await agen.__anext__()
-    except StopAsyncIteration:
-        return _DONE
-
-
-async def _join(agen: AsyncGenerator[str, None]) -> str:
-    async with aclosing(agen):
-        return "".join([piece async for piece in agen])
-
-
-def _blocking_pieces(agen: AsyncGenerator[str, None], stream: bool) -> Iterator[str]:
-    with start_blocking_portal() as portal:
-        in_flight = False  # A portal call is running the generator right now.
-        try:
-            in_flight = True
-            if not stream:
-                answer = portal.call(_join, agen)
-                in_flight = False
-                yield answer
-                return
-            while True:
-                piece = portal.call(_next_or_done, agen)
-                in_flight = False
-                if isinstance(piece, _Done):
-                    return
-                yield piece
-                in_flight = True
-        finally:
-            # Interrupted mid-call (Ctrl-C): the generator is still running
-            # there; leaving the portal cancels it, which closes the socket.
-            if not in_flight:
-                portal.call(agen.aclose)
+        return iterate_blocking(
+            cls.create_async_generator(model, messages, **kwargs),
+            stream,
+            client=kwargs.get("client"),
+        )
 
 
 def check_client_options(client: object, **options: object) -> None:

@@ -390,9 +390,33 @@ async def test_connection_options_beside_a_client_are_refused(option: dict[str, 
     assert fake.calls == []
 
 
-def test_create_completion_refuses_a_client_at_once() -> None:
-    with pytest.raises(LocalProtocolError, match="own event loop"):
-        Acytoo.create_completion("m", HELLO, client=_as_client(_FakeClient()))
+def test_create_completion_with_a_client_reuses_one_connection() -> None:
+    # Blocking calls with a client share one loop thread, so its pool lives on.
+    client = Client()
+    with threaded_server() as base:
+        for _ in range(3):
+            pieces = list(Acytoo.create_completion("m", HELLO, base_url=base, client=client))
+            assert "".join(pieces) == HELLO[-1]["content"]
+        assert client._pool.open_connections == 1
+        assert client._pool.idle_connections == 1
+        client.close()
+        assert client._pool.open_connections == 0
+
+
+def test_interrupting_create_completion_with_a_client_frees_the_connection() -> None:
+    client = Client()
+    with threaded_server(delay=0.05) as base:
+        iterator = Acytoo.create_completion("m", HELLO, base_url=base, client=client)
+        next(iterator)
+        iterator.close()  # A half-read answer: its connection must close, not go idle.
+        assert client._pool.open_connections == 0
+        assert "".join(Acytoo.create_completion("m", HELLO, base_url=base, client=client))
+        client.close()
+
+
+def test_blocking_close_is_refused_for_a_client_of_an_event_loop() -> None:
+    with pytest.raises(LocalProtocolError, match="aclose"):
+        Client().close()
 
 
 def test_check_client_options() -> None:
