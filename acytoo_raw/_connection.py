@@ -20,7 +20,6 @@ from anyio.abc import ByteStream
 from ._exceptions import ConnectError, ConnectTimeout, ProxyError, TotalTimeout
 from ._network import PrefixedStream, SocketStream, connect_tcp, start_tls, translate_errors
 from ._proxy import Tunnel
-from ._socks import Socks5Handshake
 from ._tls import TLSStream, close_stream, receive_nowait
 from ._urls import URL, ProxyURL
 
@@ -207,6 +206,8 @@ async def _establish(
 
 
 async def _open_socks(stream: ByteStream, route: Route) -> ByteStream:
+    from ._socks import Socks5Handshake  # Only SOCKS routes load it.
+
     proxy = route.proxy
     assert proxy is not None
     target = route.target

@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
-import idna
-
 from ._exceptions import LocalProtocolError
 
 __all__ = [
@@ -419,6 +417,8 @@ def _idna_host(host: str, what: str) -> str:
     instead. "ß" stays itself ("faß.de" is "xn--fa-hia.de"),
     unlike IDNA 2003's "fass".
     """
+    import idna  # Only non-ASCII hosts need its tables: not imported up front.
+
     host = unicodedata.normalize("NFC", host)
     if all(label.isascii() for label in _UNICODE_DOTS.split(host)):
         # Only the dots were non-ASCII ("127。0。0。1"): encoding would fold
