@@ -1,22 +1,67 @@
-"""An Acytoo-compatible loopback HTTP/1.1 server (anyio + h11) for demos, tests and benchmarks.
+"""A loopback HTTP/1.1 server (anyio + h11) for demos, tests and benchmarks: Acytoo and OpenAI.
 
-``POST /api/completions`` with the Acytoo JSON payload answers ``200`` with a
-chunked ``text/plain; charset=utf-8`` body: the last user message echoed back
-piece by piece (see :func:`reply_pieces`), with an optional delay between
-pieces. Errors answer with a JSON ``{"msg": "..."}`` body, as the original
-backend did. Runs on asyncio and trio; no dependency beyond anyio and h11.
+Both dialects answer with the same deterministic echo: the last user message,
+piece by piece (see :func:`reply_pieces`), with ``delay`` seconds between two
+pieces. Runs on asyncio (uvloop too) and trio; no dependency beyond anyio and h11.
+
+Acytoo (the original API)
+    ``POST /api/completions`` with the Acytoo JSON payload answers ``200`` with a
+    chunked ``text/plain; charset=utf-8`` body, one HTTP chunk per piece.
+    Errors answer with a JSON ``{"msg": "..."}`` body, as the original backend did.
+
+OpenAI-compatible (``base_url`` is ``http://HOST:PORT/v1``)
+    ``POST /v1/chat/completions`` with ``"stream": true`` answers server-sent
+    events (``text/event-stream``, chunked): a role chunk
+    (``delta: {"role": "assistant", "content": ""}``), one content chunk per
+    piece, a chunk with ``finish_reason: "stop"``, a usage chunk
+    (``choices: []``) when ``stream_options.include_usage`` is true, then
+    ``data: [DONE]``. Without ``stream`` it answers one ``chat.completion``
+    object, after the time streaming would have taken. ``GET /v1/models``
+    lists :data:`MODELS`. Any model name is accepted and echoed back
+    (:data:`DEFAULT_MODEL` when the request names none). Usage counts words,
+    not tokens: ``prompt_tokens`` are the whitespace-separated words of all
+    messages, ``completion_tokens`` the number of pieces. Errors under ``/v1``
+    have OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``.
+
+    Faults on demand, for testing clients: a streamed request with the header
+    ``x-acytoo-fault`` (:data:`FAULT_HEADER`) set to one of :data:`FAULTS`
+    gets, after ``200``:
+
+    - ``truncate``: the role chunk and the first half of the pieces, then a
+      clean HTTP end: no ``finish_reason``, no ``[DONE]``;
+    - ``error``: the same first half, then
+      ``data: {"error": {"message": ..., "type": "server_error", ...}}`` and a
+      clean end;
+    - ``malformed``: the first half, one ``data:`` line of cut-off JSON, then
+      the rest of the answer and a normal end with ``[DONE]``;
+    - ``no-done``: the whole answer and its ``finish_reason`` chunk (and usage),
+      but no ``[DONE]``: a legal end.
+
+    An unknown fault name, or a fault on a request that is not streamed, is a 400.
+
+Limits (each a named constant): a request head over :data:`MAX_HEAD_BYTES` is
+refused with 431 however it arrives; a body over :data:`MAX_BODY_BYTES` (or
+over :data:`MAX_BODY_WIRE_BYTES` of chunked framing) with 413. A connection
+silent for ``idle_timeout`` seconds, a head not complete ``head_timeout``
+seconds after its first byte, or a body not complete ``body_timeout`` seconds
+after its head is dropped without a reply, so a client trickling a byte at a
+time cannot hold a connection forever. There is no cap on the number of
+connections beyond the process's file-descriptor limit (an ``accept()`` that
+fails for lack of them is retried after a pause); the deadlines bound how long
+each one can be held without sending a whole request.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
-from http import HTTPStatus
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import anyio
@@ -24,39 +69,59 @@ import h11
 from anyio.abc import ByteStream, SocketAttribute, SocketListener, TaskGroup
 from anyio.streams.tls import TLSStream
 
+from . import _server_openai as openai
+from ._server_http import (
+    MAX_BODY_BYTES,
+    MAX_BODY_WIRE_BYTES,
+    MAX_HEAD_BYTES,
+    BadRequest,
+    ConnectionGone,
+    Exchange,
+    HTTPConnection,
+    Timeouts,
+    raw_response,
+)
+from ._server_openai import DEFAULT_MODEL, FAULT_HEADER, FAULTS, MODELS
+
 __all__ = [
+    "BODY_TIMEOUT",
     "COMPLETIONS_PATH",
+    "DEFAULT_MODEL",
     "DEFAULT_REPLY",
+    "FAULTS",
+    "FAULT_HEADER",
     "HANDSHAKE_TIMEOUT",
+    "HEAD_TIMEOUT",
     "IDLE_TIMEOUT",
     "MAX_BODY_BYTES",
+    "MAX_BODY_WIRE_BYTES",
     "MAX_HEAD_BYTES",
+    "MODELS",
+    "OPENAI_CHAT_PATH",
+    "OPENAI_MODELS_PATH",
     "reply_pieces",
     "serve",
     "serve_forever",
 ]
 
 COMPLETIONS_PATH = "/api/completions"
+OPENAI_CHAT_PATH = openai.CHAT_PATH
+OPENAI_MODELS_PATH = openai.MODELS_PATH
 # The answer when there is no user message to echo (or it is empty).
 DEFAULT_REPLY = "Hello! This is the acytoo_raw loopback server."
 
-# Request line + headers; far above any real chat request, refused with 431 beyond.
-MAX_HEAD_BYTES = 16 * 1024
-# A chat history is kilobytes; anything beyond this is refused with 413 instead of buffered.
-MAX_BODY_BYTES = 1024 * 1024
 # A client silent (or not reading) for this long is dropped, so dead peers don't pin tasks.
 IDLE_TIMEOUT = 30.0
+# A whole request head, from its first byte: real ones arrive in one packet.
+HEAD_TIMEOUT = 10.0
+# A whole request body, from the end of its head: a MiB over a slow link, with room.
+BODY_TIMEOUT = 30.0
 # A TLS handshake stalled this long is dropped; a real one takes milliseconds on loopback.
 HANDSHAKE_TIMEOUT = 10.0
 
-# One receive at most; larger reads only grow the buffer h11 has to scan.
-_RECEIVE_SIZE = 64 * 1024
-# After an early error reply, keep reading what the client still sends for a while,
-# so closing doesn't turn into a TCP reset that destroys the reply before it is read.
-_LINGER_SECONDS = 1.0
-_LINGER_BYTES = MAX_BODY_BYTES
 # accept() failing (e.g. out of file descriptors): wait for some to free instead of spinning.
 _ACCEPT_BACKOFF = 0.1
+_JSON = b"application/json"
 
 _WORD = re.compile(r"\s*\S+\s*|\s+")
 _log = logging.getLogger(__name__)
@@ -102,6 +167,9 @@ async def serve(
     delay: float = 0.0,
     piece_size: int | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
+    head_timeout: float = HEAD_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> AsyncIterator[str]:
     """Run the loopback server for the duration of the ``async with`` block.
 
@@ -115,16 +183,20 @@ async def serve(
         delay: seconds to wait between two pieces of a reply.
         piece_size: see :func:`reply_pieces`.
         ssl_context: a server-side context with a certificate loaded; enables TLS.
+        idle_timeout: seconds a client may stay silent (or not read) before it is dropped.
+        head_timeout: seconds a request head may take, from its first byte.
+        body_timeout: seconds a request body may take, from the end of its head.
 
     Raises:
-        ValueError: a negative ``delay`` or a ``piece_size`` below 1.
+        ValueError: a negative ``delay``, a ``piece_size`` below 1 or a timeout not above 0.
         OSError: the address cannot be bound.
     """
     if delay < 0:
         raise ValueError(f"delay must be >= 0, got {delay!r}")
     if piece_size is not None and piece_size < 1:
         raise ValueError(f"piece_size must be None or >= 1, got {piece_size!r}")
-    config = _Config(delay=delay, piece_size=piece_size, ssl_context=ssl_context)
+    timeouts = Timeouts(idle=idle_timeout, head=head_timeout, body=body_timeout)
+    config = _Config(delay=delay, piece_size=piece_size, ssl_context=ssl_context, timeouts=timeouts)
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
     bound_port = listener.extra(SocketAttribute.local_port)
     url_host = f"[{host}]" if ":" in host else host
@@ -155,6 +227,9 @@ async def serve_forever(
     delay: float = 0.0,
     piece_size: int | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
+    head_timeout: float = HEAD_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Run the loopback server until cancelled; for the CLI.
@@ -163,7 +238,14 @@ async def serve_forever(
     base URL as soon as the server is listening.
     """
     async with serve(
-        host, port, delay=delay, piece_size=piece_size, ssl_context=ssl_context
+        host,
+        port,
+        delay=delay,
+        piece_size=piece_size,
+        ssl_context=ssl_context,
+        idle_timeout=idle_timeout,
+        head_timeout=head_timeout,
+        body_timeout=body_timeout,
     ) as url:
         if on_ready is not None:
             on_ready(url)
@@ -175,14 +257,9 @@ class _Config:
     delay: float
     piece_size: int | None
     ssl_context: ssl.SSLContext | None
-
-
-class _Drop(Exception):
-    """The connection is beyond saving (timed out, peer gone): close it silently."""
-
-
-class _BadRequest(Exception):
-    """The payload is unusable; the message goes to the client in a 400 reply."""
+    timeouts: Timeouts
+    # Numbers the OpenAI completion ids of this server: deterministic per run.
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
 async def _accept_loop(listener: SocketListener, tg: TaskGroup, config: _Config) -> None:
@@ -213,7 +290,7 @@ async def _handle_connection(stream: ByteStream, config: _Config) -> None:
                 )
             if not isinstance(stream, TLSStream):
                 return
-        await _Connection(stream, config).run()
+        await _serve_connection(HTTPConnection(stream, config.timeouts), config)
     except Exception:
         # One client's failure (reset, TLS alert, even a bug of ours) must never reach
         # the accept loop; debug level so nothing is printed unless asked for.
@@ -222,179 +299,173 @@ async def _handle_connection(stream: ByteStream, config: _Config) -> None:
         await anyio.aclose_forcefully(stream)
 
 
-class _Connection:
-    """One client connection: a loop of request/response exchanges driven by h11."""
-
-    def __init__(self, stream: ByteStream, config: _Config) -> None:
-        self._stream = stream
-        self._config = config
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
-        self._method = b""
-
-    async def run(self) -> None:
-        """Serve requests until the client leaves, keep-alive ends or a reply fails."""
-        try:
-            while await self._exchange():
-                if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
-                    self._h11.start_next_cycle()
-                    continue
-                if self._h11.their_state is not h11.MUST_CLOSE:
-                    await self._linger()
+async def _serve_connection(http: HTTPConnection, config: _Config) -> None:
+    """Serve requests until the client leaves, keep-alive ends or a request is refused."""
+    try:
+        while True:
+            exchange: Exchange | None = None
+            try:
+                exchange = await http.next_request()
+                if exchange is None:
+                    return  # the client hung up between requests
+                await _answer(exchange, config)
+            except BadRequest as exc:
+                if exchange is None:  # h11 never parsed it: no state to answer through
+                    body = _error_body(exc.openai, exc.status, str(exc))
+                    await http.send_raw(raw_response(exc.status, body, _JSON))
+                else:
+                    await _send_error(exchange, exc.status, str(exc))
+                await http.linger()
                 return
-        except h11.RemoteProtocolError as exc:
-            if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                await self._send_error(exc.error_status_hint, f"malformed request: {exc}")
-                await self._linger()
-        except _Drop:
-            pass
-
-    async def _exchange(self) -> bool:
-        """Read one request and answer it; False when the client is gone."""
-        request = await self._next_event()
-        if not isinstance(request, h11.Request):
-            return False  # ConnectionClosed: the client hung up between requests
-        self._method = request.method
-        path = request.target.split(b"?", 1)[0]
-        if path != COMPLETIONS_PATH.encode():
-            status = 404
-        elif request.method != b"POST":
-            status = 405
-        else:
-            status = 200
-        body: bytes | None = None
-        if status == 200 or not self._h11.client_is_waiting_for_100_continue:
-            # Read even a body we will refuse, so the connection stays usable.
-            body = await self._read_body(request, send_continue=status == 200)
-        if status == 404:
-            await self._send_error(404, f"not found: {path.decode('ascii', 'replace')}")
-        elif status == 405:
-            await self._send_error(405, "method not allowed", [(b"allow", b"POST")])
-        elif body is None:
-            await self._send_error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
-        else:
-            await self._answer(body)
-        return True
-
-    async def _answer(self, body: bytes) -> None:
-        try:
-            messages = _parse_messages(body)
-        except _BadRequest as exc:
-            await self._send_error(400, str(exc))
-            return
-        await self._stream_reply(reply_pieces(messages, self._config.piece_size))
-
-    async def _read_body(self, request: h11.Request, *, send_continue: bool) -> bytes | None:
-        """The whole request body, or None when it exceeds MAX_BODY_BYTES (left unread)."""
-        for name, value in request.headers:
-            # h11 has already checked the value is digits and consistent.
-            if name == b"content-length" and int(value) > MAX_BODY_BYTES:
-                return None
-        if send_continue and self._h11.client_is_waiting_for_100_continue:
-            await self._send(h11.InformationalResponse(status_code=100, headers=[]))
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            event = await self._next_event()
-            if isinstance(event, h11.EndOfMessage):
-                return b"".join(parts)
-            if not isinstance(event, h11.Data):
-                raise _Drop  # h11 reports a cut body as an error, so this is unreachable
-            size += len(event.data)
-            if size > MAX_BODY_BYTES:
-                return None
-            parts.append(event.data)
-
-    async def _stream_reply(self, pieces: list[str]) -> None:
-        await self._send(
-            h11.Response(
-                status_code=200,
-                headers=[(b"content-type", b"text/plain; charset=utf-8")],
-                reason=b"OK",
-            )
-        )
-        for index, piece in enumerate(pieces):
-            if index and self._config.delay:
-                await anyio.sleep(self._config.delay)
-            # One write per piece: a streaming client must see each one arrive alone.
-            await self._send(h11.Data(data=piece.encode("utf-8")))
-        await self._send(h11.EndOfMessage())
-
-    async def _send_error(
-        self, status: int, msg: str, extra: Sequence[tuple[bytes, bytes]] = ()
-    ) -> None:
-        body = json.dumps({"msg": msg}).encode("utf-8")
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode("ascii")),
-            *extra,
-        ]
-        if self._h11.their_state is not h11.DONE:
-            # The rest of the request stays unread, so this connection can't carry another.
-            headers.append((b"connection", b"close"))
-        reason = HTTPStatus(status).phrase.encode("ascii")
-        events: list[h11.Event] = [h11.Response(status_code=status, headers=headers, reason=reason)]
-        if self._method != b"HEAD":  # h11 refuses a body on a reply to HEAD
-            events.append(h11.Data(data=body))
-        events.append(h11.EndOfMessage())
-        await self._send(*events)
-
-    async def _next_event(self) -> object:
-        """The next h11 event, reading from the socket as needed."""
-        while True:
-            event = self._h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            data = b""
-            with anyio.move_on_after(IDLE_TIMEOUT) as scope:
-                # h11 learns of EOF from b"" (and then spots a request cut short).
-                with suppress(anyio.EndOfStream):
-                    data = await self._stream.receive(_RECEIVE_SIZE)
-            if scope.cancelled_caught:
-                raise _Drop
-            self._h11.receive_data(data)
-
-    async def _send(self, *events: h11.Event) -> None:
-        data = b"".join(self._h11.send(event) or b"" for event in events)
-        with anyio.move_on_after(IDLE_TIMEOUT) as scope:
-            await self._stream.send(data)
-        if scope.cancelled_caught:
-            raise _Drop
-
-    async def _linger(self) -> None:
-        """Drain what the client still sends, briefly, before the connection closes."""
-        # Half-close so the client sees the end of our reply at once; TLS has no
-        # half-close, so a TLS client waits out the linger (or closes first).
-        with suppress(NotImplementedError, anyio.BrokenResourceError, OSError):
-            await self._stream.send_eof()
-        with anyio.move_on_after(_LINGER_SECONDS):
-            drained = 0
-            while drained < _LINGER_BYTES:
-                try:
-                    drained += len(await self._stream.receive(_RECEIVE_SIZE))
-                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-                    return
+            if not exchange.keep_alive:
+                if not exchange.body_done:
+                    await http.linger()
+                return
+    except ConnectionGone:
+        pass
 
 
-def _parse_messages(body: bytes) -> list[dict[str, Any]]:
-    """The ``messages`` of an Acytoo payload; raises _BadRequest with the reason."""
+# Path -> the methods it answers.
+_ROUTES: Mapping[bytes, tuple[bytes, ...]] = {
+    COMPLETIONS_PATH.encode(): (b"POST",),
+    OPENAI_CHAT_PATH.encode(): (b"POST",),
+    OPENAI_MODELS_PATH.encode(): (b"GET", b"HEAD"),
+}
+
+
+async def _answer(exchange: Exchange, config: _Config) -> None:
+    """Route one request and answer it."""
+    request = exchange.request
+    path = request.target.split(b"?", 1)[0]
+    methods = _ROUTES.get(path)
+    status = 404 if methods is None else 405 if request.method not in methods else 200
+    body: bytearray | None = None
+    if status == 200 or not exchange.waiting_for_continue:
+        # Read even a body we will refuse, so the connection stays usable.
+        body = await exchange.read_body(send_continue=status == 200)
+    shown = f"{request.method.decode('ascii', 'replace')} {path.decode('ascii', 'replace')}"
+    if methods is None:
+        message = f"Invalid URL ({shown})" if exchange.openai else f"not found: {shown}"
+        await _send_error(exchange, 404, message)
+    elif status == 405:
+        allow = [(b"allow", b", ".join(methods))]
+        await _send_error(exchange, 405, f"method not allowed: {shown}", allow)
+    elif body is None:
+        await _send_error(exchange, 413, f"request body larger than {MAX_BODY_BYTES} bytes")
+    elif path == b"/api/completions":
+        await _answer_acytoo(exchange, body, config)
+    elif request.method == b"POST":
+        await _answer_chat(exchange, body, config)
+    else:
+        await exchange.send_body(200, openai.models_body(), _JSON)
+
+
+async def _answer_acytoo(exchange: Exchange, body: bytearray, config: _Config) -> None:
+    try:
+        messages = _parse_messages(body)
+    except _BadPayload as exc:
+        await _send_error(exchange, 400, str(exc))
+        return
+    pieces = reply_pieces(messages, config.piece_size)
+    content_type = (b"content-type", b"text/plain; charset=utf-8")
+    await exchange.send(h11.Response(status_code=200, headers=[content_type], reason=b"OK"))
+    for index, piece in enumerate(pieces):
+        if index and config.delay:
+            await anyio.sleep(config.delay)
+        # One write per piece: a streaming client must see each one arrive alone.
+        await exchange.send(h11.Data(data=piece.encode("utf-8")))
+    await exchange.send(h11.EndOfMessage())
+
+
+async def _answer_chat(exchange: Exchange, body: bytearray, config: _Config) -> None:
+    try:
+        chat = openai.parse_chat_request(body)
+    except openai.RequestError as exc:
+        await _send_error(exchange, 400, str(exc), param=exc.param)
+        return
+    fault = _fault(exchange.request)
+    if fault is not None and fault not in FAULTS:
+        known = ", ".join(sorted(FAULTS))
+        await _send_error(exchange, 400, f"unknown {FAULT_HEADER} {fault!r}; known: {known}")
+        return
+    if fault is not None and not chat.stream:
+        await _send_error(exchange, 400, f"{FAULT_HEADER} applies to streamed requests only")
+        return
+    pieces = reply_pieces(chat.messages, config.piece_size)
+    completion_id = f"chatcmpl-acytoo{next(config.ids)}"
+    created = int(time.time())
+    if not chat.stream:
+        if config.delay and len(pieces) > 1:  # answer when streaming would have finished
+            await anyio.sleep(config.delay * (len(pieces) - 1))
+        answer = openai.completion_body(chat, pieces, completion_id=completion_id, created=created)
+        await exchange.send_body(200, answer, _JSON)
+        return
+    frames = openai.stream_frames(
+        chat, pieces, completion_id=completion_id, created=created, fault=fault
+    )
+    headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+    await exchange.send(h11.Response(status_code=200, headers=headers, reason=b"OK"))
+    first = True
+    for frame in frames:
+        if frame.paced:
+            if not first and config.delay:
+                await anyio.sleep(config.delay)
+            first = False
+        # One write per event: a streaming client must see each one arrive alone.
+        await exchange.send(h11.Data(data=frame.data))
+    await exchange.send(h11.EndOfMessage())
+
+
+def _fault(request: h11.Request) -> str | None:
+    name = FAULT_HEADER.encode("ascii")
+    for key, value in request.headers:
+        if key == name:
+            return value.decode("ascii", "replace").strip().lower()
+    return None
+
+
+def _error_body(openai_dialect: bool, status: int, message: str, param: str | None = None) -> bytes:
+    if openai_dialect:
+        return openai.error_body(status, message, param)
+    return json.dumps({"msg": message}).encode("utf-8")
+
+
+async def _send_error(
+    exchange: Exchange,
+    status: int,
+    message: str,
+    extra: Sequence[tuple[bytes, bytes]] = (),
+    *,
+    param: str | None = None,
+) -> None:
+    body = _error_body(exchange.openai, status, message, param)
+    await exchange.send_body(status, body, _JSON, extra)
+
+
+class _BadPayload(Exception):
+    """The Acytoo payload is unusable; the message goes to the client in a 400 reply."""
+
+
+def _parse_messages(body: bytes | bytearray) -> list[dict[str, Any]]:
+    """The ``messages`` of an Acytoo payload; raises _BadPayload with the reason."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested deep
-        raise _BadRequest("request body is not valid JSON") from exc
+        raise _BadPayload("request body is not valid JSON") from exc
     if not isinstance(payload, dict):
-        raise _BadRequest("request body must be a JSON object")
+        raise _BadPayload("request body must be a JSON object")
     messages = payload.get("messages")
     if not isinstance(messages, list):
-        raise _BadRequest("'messages' must be a list")
+        raise _BadPayload("'messages' must be a list")
     for message in messages:
         if not (
             isinstance(message, dict)
             and isinstance(message.get("role"), str)
             and isinstance(message.get("content"), str)
         ):
-            raise _BadRequest("each message must be an object with string 'role' and 'content'")
+            raise _BadPayload("each message must be an object with string 'role' and 'content'")
         try:
             message["content"].encode("utf-8")
         except UnicodeEncodeError as exc:  # a lone surrogate from a "\ud800" escape
-            raise _BadRequest("message content is not valid Unicode") from exc
+            raise _BadPayload("message content is not valid Unicode") from exc
     return messages

@@ -23,7 +23,6 @@ from anyio.streams.tls import TLSStream
 from hypothesis import given
 from hypothesis import strategies as st
 
-from acytoo_raw import server
 from acytoo_raw.server import DEFAULT_REPLY, MAX_BODY_BYTES, reply_pieces, serve, serve_forever
 
 PATH = "/api/completions"
@@ -480,10 +479,9 @@ async def test_client_vanishing_mid_request_does_not_hurt() -> None:
 
 
 @pytest.mark.anyio
-async def test_idle_connection_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server, "IDLE_TIMEOUT", 0.2)
+async def test_idle_connection_is_dropped() -> None:
     with anyio.fail_after(10):
-        async with serve() as url:
+        async with serve(idle_timeout=0.2) as url:
             host, port = _address(url)
             async with await anyio.connect_tcp(host, port) as stream:
                 started = time.monotonic()
