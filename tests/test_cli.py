@@ -1,29 +1,133 @@
-"""The command line: chat, serve, demo; one clear error line, quiet Ctrl-C."""
+"""The command line: chat, serve, demo; one clear stderr line and a documented exit status for
+every way out (usage 2, errors 1, Ctrl-C 130, closed pipe 141), never a traceback, and
+nothing from a server reaching the terminal unescaped."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+import trustme
+from anyio.from_thread import start_blocking_portal
+from cryptography.hazmat.primitives import serialization
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from acytoo_raw.__main__ import _summary, main
+import acytoo_raw
+import acytoo_raw.__main__ as cli
+from acytoo_raw import Acytoo, ConnectError
+from acytoo_raw.__main__ import _parser, _summary, main
+from acytoo_raw._cli_format import (
+    EXIT_BROKEN_PIPE,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    MAX_LINE_CHARS,
+    describe_error,
+    printable,
+)
+from tests.peers import response, script, scripted_server
 from tests.threaded import threaded_server
 
-BOUND = 20.0
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "acytoo_raw", *args],
-        capture_output=True,
-        text=True,
-        timeout=BOUND,
-        env={**os.environ, "PYTHONWARNINGS": "error"},
+if sys.version_info >= (3, 11):
+    from builtins import BaseExceptionGroup, ExceptionGroup
+else:
+    from exceptiongroup import (  # type: ignore[import-not-found, unused-ignore]
+        BaseExceptionGroup,
+        ExceptionGroup,
     )
+
+BOUND = 20.0
+WORDS = " ".join(f"word{n}" for n in range(40))  # An answer long enough to interrupt.
+# Characters no line on stderr may hold raw: C0, DEL, C1, bidi controls, line separators.
+CONTROL = {
+    *map(chr, range(0x20)),
+    *map(chr, range(0x7F, 0xA0)),
+    *map(chr, range(0x202A, 0x202F)),
+    *map(chr, range(0x2066, 0x206A)),
+    "\u2028",
+    "\u2029",
+}
+CLI = [sys.executable, "-m", "acytoo_raw"]
+# Imports the CLI, says so on stdout, then runs it: Ctrl-C after that line lands in main().
+STARTED_CLI = (
+    "import sys, acytoo_raw.__main__ as cli; print('imported', flush=True); "
+    "sys.exit(cli.main(sys.argv[1:]))"
+)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONWARNINGS": "error", **extra}
+    env.pop("ACYTOO_RAW_DEBUG", None)
+    env.pop("ACYTOO_BASE_URL", None)
+    return env
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=BOUND, env=child_env(**env)
+    )
+
+
+def assert_one_error_line(stderr: str, start: str) -> None:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(start), stderr
+    assert "Traceback" not in stderr
+
+
+@contextmanager
+def child(*args: str, stdout: int = subprocess.PIPE) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(args, stdout=stdout, stderr=subprocess.PIPE, env=child_env())
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def read_at_least(process: subprocess.Popen[bytes], size: int) -> bytes:
+    """Bytes from the child's stdout as they come, until ``size`` of them (bounded)."""
+    assert process.stdout is not None
+    data = b""
+    deadline = time.monotonic() + BOUND
+    while len(data) < size and time.monotonic() < deadline:
+        piece = os.read(process.stdout.fileno(), 4096)
+        if not piece:
+            break
+        data += piece
+    return data
+
+
+def finish(process: subprocess.Popen[bytes]) -> tuple[bytes, str]:
+    """The rest of stdout and all of stderr once the child has exited."""
+    out, err = process.communicate(timeout=BOUND)
+    return out or b"", err.decode("utf-8", "replace")
+
+
+@contextmanager
+def threaded_peer(*steps: bytes | float) -> Iterator[str]:
+    """A hand-written peer (tests/peers.py) on its own event loop thread; yields its base URL."""
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(scripted_server(script(*steps))) as (base, _),
+    ):
+        yield base
+
+
+# --- chat, serve, demo work as before ------------------------------------------------------
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -40,18 +144,33 @@ def test_chat_streams_the_answer_to_stdout(
 
 def test_chat_error_is_one_line_without_traceback() -> None:
     result = run_cli("chat", "hi", "--base-url", "http://127.0.0.1:1", "--no-proxy")
-    assert result.returncode == 1
+    assert result.returncode == EXIT_ERROR
     assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("acytoo-raw: ConnectError: ")
+    assert_one_error_line(result.stderr, "acytoo-raw: ConnectError: ")
 
 
-def test_chat_bad_url_is_one_line() -> None:
-    result = run_cli("chat", "hi", "--base-url", "ftp://x", "--no-proxy")
-    assert result.returncode == 1
-    assert result.stderr.count("\n") == 1
-    assert "LocalProtocolError" in result.stderr
+def test_http_error_line_shows_the_start_of_the_error_body(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with threaded_server() as base:  # /nowhere/api/completions: the server's 404 with its JSON.
+        status = main(["chat", "hi", "--base-url", base + "/nowhere", "--no-proxy"])
+    assert status == EXIT_ERROR
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert_one_error_line(captured.err, "acytoo-raw: HTTPStatusError: server answered 404")
+    assert '(body: {"msg": ' in captured.err
+
+
+def test_default_base_url_failure_says_the_public_service_is_offline(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ACYTOO_BASE_URL", raising=False)
+    monkeypatch.setattr(Acytoo, "url", "http://127.0.0.1:1")  # Stands in for the dead host.
+    assert main(["chat", "hi", "--no-proxy"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert_one_error_line(err, "acytoo-raw: ConnectError: ")
+    assert "public Acytoo service is offline" in err
+    assert "--base-url http://127.0.0.1:8000" in err
 
 
 def test_demo_streams_and_prints_a_summary() -> None:
@@ -65,27 +184,17 @@ def test_demo_streams_and_prints_a_summary() -> None:
 
 
 def test_serve_answers_and_ctrl_c_exits_quietly() -> None:
-    port_probe = subprocess.Popen(
-        [sys.executable, "-m", "acytoo_raw", "serve", "--port", "0", "--delay", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert port_probe.stderr is not None
-        line = port_probe.stderr.readline()  # "serving http://127.0.0.1:PORT/api/completions ..."
+    with child(*CLI, "serve", "--port", "0", "--delay", "0", stdout=subprocess.DEVNULL) as server:
+        assert server.stderr is not None
+        line = server.stderr.readline().decode()  # "serving http://127.0.0.1:PORT/api/..."
         assert line.startswith("serving http://127.0.0.1:")
-        url = line.split()[1]
-        base = url.removesuffix("/api/completions")
+        base = line.split()[1].removesuffix("/api/completions")
         result = run_cli("chat", "ping pong", "--base-url", base, "--no-proxy")
         assert result.stdout == "ping pong\n"
-        port_probe.send_signal(signal.SIGINT)
-        assert port_probe.wait(timeout=BOUND) == 130
-        assert "Traceback" not in port_probe.stderr.read()
-    finally:
-        port_probe.kill()
-        port_probe.wait()
-        if port_probe.stderr is not None:
-            port_probe.stderr.close()
+        server.send_signal(signal.SIGINT)
+        _, err = finish(server)
+        assert server.returncode == EXIT_INTERRUPTED
+        assert err == ""
 
 
 def test_summary_reports_pieces_bytes_first_piece_and_gaps() -> None:
@@ -97,6 +206,20 @@ def test_summary_reports_pieces_bytes_first_piece_and_gaps() -> None:
     assert _summary(start, [], 0) == "received no pieces"
 
 
+# --- usage errors: status 2, argparse's usage line and one error line ----------------------
+
+
+def usage_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """Run ``main(args)``, check it is a usage error, return its error line."""
+    assert main(list(args)) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "Traceback" not in captured.err
+    error_lines = [line for line in captured.err.splitlines() if ": error: " in line]
+    assert len(error_lines) == 1, captured.err
+    return error_lines[0]
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -105,20 +228,347 @@ def test_summary_reports_pieces_bytes_first_piece_and_gaps() -> None:
         ("chat", "hi", "--temperature", "inf"),
         ("serve", "--delay", "-1"),
         ("serve", "--piece-size", "0"),
+        ("serve", "--port", "99999"),
+        ("serve", "--port", "65536"),
+        ("serve", "--port", "-1"),
+        ("serve", "--port", "http"),
+        ("--backend", "curio", "demo"),
     ],
 )
-def test_bad_option_values_are_usage_errors_without_traceback(args: tuple[str, ...]) -> None:
-    result = run_cli(*args)
-    assert result.returncode == 2
+def test_bad_option_values_are_usage_errors(
+    args: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "error: argument" in usage_error(capsys, *args)
+
+
+def test_port_out_of_range_is_a_usage_error_in_a_real_run() -> None:
+    result = run_cli("serve", "--port", "99999")  # Was an OverflowError traceback from bind().
+    assert result.returncode == EXIT_USAGE
+    assert "argument --port: must be a port from 0 to 65535" in result.stderr
     assert "Traceback" not in result.stderr
-    assert "error: argument" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["", "127.0.0.1:8000", "ftp://x", "http://", "http://h/?q"])
+def test_bad_base_url_says_what_is_expected(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    line = usage_error(capsys, "chat", "hi", "--base-url", url)
+    assert "argument --base-url: expected a URL like http://127.0.0.1:8000" in line
+
+
+def test_scheme_less_base_url_names_the_schemes(capsys: pytest.CaptureFixture[str]) -> None:
+    line = usage_error(capsys, "chat", "hi", "--base-url", "127.0.0.1:8000")
+    assert "http:// or https://" in line
+
+
+@pytest.mark.parametrize("proxy", ["127.0.0.1:3128", "", "ftp://h:1", "socks4://h:1"])
+def test_bad_proxy_says_which_schemes_are_expected(
+    proxy: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = usage_error(capsys, "chat", "hi", "--proxy", proxy)
+    assert "argument --proxy: expected a URL like http://127.0.0.1:3128" in line
+    assert "http://, https://, socks5:// or socks5h://" in line
+
+
+def test_bad_proxy_message_hides_its_password(capsys: pytest.CaptureFixture[str]) -> None:
+    line = usage_error(capsys, "chat", "hi", "--proxy", "http://user:s3cret@h:99999")
+    assert "s3cret" not in line
+
+
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", "socks5h://u:p@localhost"])
+def test_socks_proxies_pass_the_option_check(proxy: str) -> None:
+    args = cli._parse(["chat", "hi", "--proxy", proxy])
+    assert args.proxy == proxy
+
+
+def test_proxy_and_no_proxy_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    line = usage_error(capsys, "chat", "hi", "--proxy", "http://h:1", "--no-proxy")
+    assert "not allowed with argument --proxy" in line
+
+
+def test_bad_base_url_in_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ACYTOO_BASE_URL", "localhost:8000")
+    line = usage_error(capsys, "chat", "hi")
+    assert "$ACYTOO_BASE_URL: expected a URL like http://127.0.0.1:8000" in line
+
+
+def test_base_url_comes_from_the_environment_then_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACYTOO_BASE_URL", "http://127.0.0.1:9")
+    assert cli._parse(["chat", "hi"]).base_url == "http://127.0.0.1:9"
+    assert cli._parse(["chat", "hi", "--base-url", "https://h"]).base_url == "https://h"
+    monkeypatch.setenv("ACYTOO_BASE_URL", "  ")  # Blank counts as unset.
+    assert cli._parse(["chat", "hi"]).base_url == Acytoo.url
+
+
+def test_keyfile_without_certfile_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    line = usage_error(capsys, "serve", "--keyfile", "key.pem")
+    assert "argument --keyfile: needs --certfile" in line
+
+
+def test_usage_errors_are_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    line = usage_error(capsys, "chat", "hi", "\x1b[2J\u202e")  # Quoted raw by argparse.
+    assert "unrecognized arguments" in line
+    assert not CONTROL.intersection(line)
+    assert "\\x1b[2J\\u202e" in line
+
+
+def test_backend_trio_without_trio_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "trio", None)  # `import trio` now fails as if not installed.
+    line = usage_error(capsys, "--backend", "trio", "chat", "hi", "--base-url", "http://h")
+    assert "the trio package is not installed" in line
+    assert "pip install 'acytoo_raw[trio]'" in line
+
+
+def test_every_option_and_command_has_help() -> None:
+    parsers = [_parser()]
+    seen = 0
+    while parsers:
+        parser = parsers.pop()
+        for action in parser._actions:
+            assert action.help, (parser.prog, action.dest)
+            assert action.help is not argparse.SUPPRESS
+            seen += 1
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+                for choice in action._choices_actions:
+                    assert choice.help, (parser.prog, choice.dest)
+    assert seen > 15  # Walked into the subcommands.
+
+
+def test_help_lists_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for status in ("0 ", "1 ", "2 ", "130", "141"):
+        assert f"  {status}" in out
+
+
+def test_version_prints_name_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"acytoo-raw {acytoo_raw.__version__}\n"
+
+
+# --- serve: TLS options and the listening address ------------------------------------------
+
+
+@pytest.fixture
+def pem_files(tmp_path: Path, tls_server_cert: trustme.LeafCert) -> dict[str, Path]:
+    paths = {name: tmp_path / f"{name}.pem" for name in ("cert", "key", "other_key", "junk")}
+    tls_server_cert.cert_chain_pems[0].write_to_path(str(paths["cert"]))
+    tls_server_cert.private_key_pem.write_to_path(str(paths["key"]))
+    trustme.CA().issue_cert("x").private_key_pem.write_to_path(str(paths["other_key"]))
+    paths["junk"].write_text("not a PEM file\n")
+    key = serialization.load_pem_private_key(tls_server_cert.private_key_pem.bytes(), None)
+    paths["encrypted_key"] = tmp_path / "encrypted.pem"
+    paths["encrypted_key"].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    return paths
+
+
+def serve_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(["serve", "--port", "0", *args]) == EXIT_ERROR
+    captured = capsys.readouterr()
+    assert_one_error_line(captured.err, "acytoo-raw: ")
+    return captured.err
+
+
+@pytest.mark.parametrize("option", ["--certfile", "--keyfile"])
+def test_missing_cert_or_key_file_is_named(
+    option: str, pem_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = {"--certfile": str(pem_files["cert"]), "--keyfile": str(pem_files["key"])}
+    paths[option] = "/no/such/file.pem"
+    err = serve_error(capsys, "--certfile", paths["--certfile"], "--keyfile", paths["--keyfile"])
+    assert f"cannot read {option} /no/such/file.pem: No such file or directory" in err
+
+
+def test_bad_pem_files_are_one_line_each(
+    pem_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key, junk = str(pem_files["cert"]), str(pem_files["key"]), str(pem_files["junk"])
+    assert "no PEM certificate" in serve_error(capsys, "--certfile", junk, "--keyfile", key)
+    assert "--keyfile" in serve_error(capsys, "--certfile", cert, "--keyfile", junk)
+    assert "pass its key with --keyfile" in serve_error(capsys, "--certfile", cert)
+    mismatch = serve_error(capsys, "--certfile", cert, "--keyfile", str(pem_files["other_key"]))
+    assert "does not match --certfile" in mismatch
+    encrypted = serve_error(
+        capsys, "--certfile", cert, "--keyfile", str(pem_files["encrypted_key"])
+    )
+    assert "the private key is encrypted" in encrypted
+
+
+def test_serve_with_certfile_and_keyfile_serves_https(
+    pem_files: dict[str, Path], ca_file: str
+) -> None:
+    args = ["serve", "--port", "0", "--delay", "0"]
+    tls = ["--certfile", str(pem_files["cert"]), "--keyfile", str(pem_files["key"])]
+    with child(*CLI, *args, *tls, stdout=subprocess.DEVNULL) as server:
+        assert server.stderr is not None
+        line = server.stderr.readline().decode()
+        assert line.startswith("serving https://127.0.0.1:")
+        base = line.split()[1].removesuffix("/api/completions")
+        result = run_cli("chat", "over tls", "--base-url", base, "--no-proxy", "--cafile", ca_file)
+        assert (result.stdout, result.returncode) == ("over tls\n", 0), result.stderr
+
+
+def test_address_in_use_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert_one_error_line(err, f"acytoo-raw: cannot listen on 127.0.0.1:{port}: ")
+
+
+def test_unknown_host_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--host", "no-such-host.invalid", "--port", "0"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert_one_error_line(err, "acytoo-raw: cannot listen on no-such-host.invalid:0: ")
 
 
 def test_unreadable_cafile_names_the_file() -> None:
     result = run_cli("chat", "hi", "--cafile", "/no/such/ca.pem", "--base-url", "https://x")
-    assert result.returncode == 1
+    assert result.returncode == EXIT_ERROR
     assert "/no/such/ca.pem" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- standard output: closed, broken pipe, full, Ctrl-C ------------------------------------
+
+
+def test_closed_stdout_is_one_line_before_connecting() -> None:
+    with threaded_server() as base:
+        result = subprocess.run(
+            ["sh", "-c", 'exec "$@" >&-', "sh", *CLI, "chat", "hi", "--base-url", base],
+            capture_output=True,
+            text=True,
+            timeout=BOUND,
+            env=child_env(),
+        )
+    assert result.returncode == EXIT_ERROR
+    assert_one_error_line(result.stderr, "acytoo-raw: standard output is closed")
+
+
+def test_closed_stderr_keeps_errors_off_stdout() -> None:
+    result = subprocess.run(
+        [
+            "sh",
+            "-c",
+            'exec "$@" 2>&-',
+            "sh",
+            *CLI,
+            "chat",
+            "hi",
+            "--base-url",
+            "http://127.0.0.1:1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+        env=child_env(),
+    )
+    assert (result.returncode, result.stdout) == (EXIT_ERROR, "")
+
+
+@pytest.mark.parametrize("command", ["chat", "demo"])
+def test_reader_closing_the_pipe_ends_quietly_with_141(command: str) -> None:
+    with threaded_server(delay=0.02) as base:
+        args = ["chat", WORDS, "--base-url", base, "--no-proxy"] if command == "chat" else ["demo"]
+        with child(*CLI, *args) as process:
+            assert len(read_at_least(process, 10)) >= 10  # As `| head -c 10` does.
+            assert process.stdout is not None
+            process.stdout.close()
+            _, err = finish(process)
+    assert process.returncode == EXIT_BROKEN_PIPE
+    lines = err.splitlines()
+    if command == "demo":
+        assert lines[0].startswith("loopback server at http://127.0.0.1:")
+        lines = lines[1:]
+    assert lines == []  # No "Broken pipe", no "Exception ignored".
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_full_disk_on_stdout_is_one_line() -> None:
+    with threaded_server() as base, open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [*CLI, "chat", "hi there", "--base-url", base, "--no-proxy"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=BOUND,
+            env=child_env(),
+        )
+    assert result.returncode == EXIT_ERROR
+    assert_one_error_line(result.stderr, "acytoo-raw: cannot write to standard output: ")
+
+
+def test_unencodable_answer_is_one_line() -> None:
+    with threaded_server() as base:
+        result = subprocess.run(
+            [*CLI, "chat", "snow ☃", "--base-url", base, "--no-proxy"],
+            capture_output=True,
+            timeout=BOUND,
+            env=child_env(PYTHONIOENCODING="ascii"),
+        )
+    assert result.returncode == EXIT_ERROR
+    assert result.stdout == b"snow \n"  # The open line is still finished.
+    assert_one_error_line(result.stderr.decode(), "acytoo-raw: cannot write the answer")
+    assert b"PYTHONIOENCODING=utf-8" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_ctrl_c_mid_stream_finishes_the_line_and_exits_130(backend: str) -> None:
+    with (
+        threaded_server(delay=0.5) as base,
+        child(*CLI, "--backend", backend, "chat", WORDS, "--base-url", base, "--no-proxy") as proc,
+    ):
+        first = read_at_least(proc, 1)
+        assert first.startswith(b"word0")
+        proc.send_signal(signal.SIGINT)
+        rest, err = finish(proc)
+    assert proc.returncode == EXIT_INTERRUPTED
+    out = (first + rest).decode()
+    assert out.endswith("\n")
+    assert out.count("\n") == 1
+    assert out.strip() != WORDS  # Cut short.
+    assert err == ""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.1])
+def test_ctrl_c_during_serve_start_up_exits_130(backend: str, delay: float) -> None:
+    args = ["--backend", backend, "serve", "--port", "0"]
+    with child(sys.executable, "-c", STARTED_CLI, *args) as server:
+        assert read_at_least(server, len(b"imported\n")) == b"imported\n"
+        time.sleep(delay)  # Parsing, importing trio, starting the loop, binding.
+        server.send_signal(signal.SIGINT)
+        _, err = finish(server)
+    assert server.returncode == EXIT_INTERRUPTED, err
+    assert all(line.startswith("serving http://") for line in err.splitlines()), err
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_ctrl_c_while_chat_connects_to_a_stalled_peer_exits_130(backend: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as stalled:
+        stalled.settimeout(BOUND)
+        base = f"https://127.0.0.1:{stalled.getsockname()[1]}"  # Never answers the TLS hello.
+        args = ["--backend", backend, "chat", "hi", "--base-url", base, "--no-proxy"]
+        with child(*CLI, *args) as process:
+            connection, _ = stalled.accept()
+            with connection:
+                connection.settimeout(BOUND)
+                assert connection.recv(1)  # The client hello: the client is mid-connect.
+                process.send_signal(signal.SIGINT)
+                out, err = finish(process)
+    assert process.returncode == EXIT_INTERRUPTED, err
+    assert (out, err) == (b"", "")
 
 
 CTRL_C_DURING_CREATE_COMPLETION = """
@@ -136,20 +586,128 @@ with threaded_server(delay=5.0) as base:
 
 
 def test_ctrl_c_during_create_completion_is_a_keyboard_interrupt() -> None:
-    child = subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-c", CTRL_C_DURING_CREATE_COMPLETION],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert child.stdout is not None
-        assert child.stdout.readline() == "piece\n"  # Now blocked waiting for the next piece.
+        assert process.stdout is not None
+        assert process.stdout.readline() == "piece\n"  # Now blocked waiting for the next piece.
         time.sleep(0.2)
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=BOUND)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=BOUND)
     finally:
-        child.kill()
-        child.wait()
+        process.kill()
+        process.wait()
     assert out == "interrupted\n", err
     assert "RuntimeError" not in err
+
+
+# --- what reaches the terminal --------------------------------------------------------------
+
+
+def test_control_bytes_from_a_server_reach_stderr_escaped() -> None:
+    body = b'{"msg": "\x1b]0;owned\x07 \xe2\x80\xae reversed \xc2\x9b2J"}'
+    answer = response(body, status=b"500 \x9b[31mred")  # C1 CSI in the reason phrase.
+    with threaded_peer(answer) as base:
+        result = subprocess.run(
+            [*CLI, "chat", "hi", "--base-url", base, "--no-proxy"],
+            capture_output=True,
+            timeout=BOUND,
+            env=child_env(),
+        )
+    assert result.returncode == EXIT_ERROR
+    err = result.stderr.decode("utf-8")
+    assert_one_error_line(err, "acytoo-raw: HTTPStatusError: server answered 500 ")
+    assert not CONTROL.intersection(err.removesuffix("\n"))
+    assert "\\x9b[31mred" in err  # Shown, not obeyed.
+    assert "\\x1b]0;owned\\x07" in err
+    assert "\\u202e reversed" in err
+
+
+def test_printable_escapes_each_kind_of_control() -> None:
+    assert printable("a\x1b[31mb") == "a\\x1b[31mb"
+    assert printable("\x00\t\n\r\x7f") == "\\x00\\x09\\x0a\\x0d\\x7f"
+    assert printable("\x80\x9b\x9f") == "\\x80\\x9b\\x9f"
+    assert printable("\u202a\u202e\u2066\u2069") == "\\u202a\\u202e\\u2066\\u2069"
+    assert printable("\u2028\u2029\udcff") == "\\u2028\\u2029\\udcff"
+
+
+def test_printable_keeps_ordinary_text() -> None:
+    text = "Привет, 你好 👋 C:\\path \xa0é \u200d \u2065 \u206a"
+    assert printable(text) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_printable_output_holds_no_control_and_one_line(text: str) -> None:
+    shown = printable(text)
+    assert not CONTROL.intersection(shown)
+    assert len(shown.splitlines()) <= 1
+    if not CONTROL.intersection(text) and not any("\ud800" <= c <= "\udfff" for c in text):
+        assert shown == text
+
+
+def test_describe_error_is_bounded() -> None:
+    line = describe_error(ConnectError("x" * 100_000))
+    assert len(line) == MAX_LINE_CHARS
+    assert describe_error(ConnectError()) == "ConnectError"
+
+
+# --- any exception: one line, status 1; a traceback only on request --------------------------
+
+
+def broken_completion(exc: BaseException) -> object:
+    async def pieces() -> object:
+        raise exc
+        yield  # An async generator, like the provider's.
+
+    return lambda args: pieces()
+
+
+@pytest.mark.parametrize(
+    ("exc", "start"),
+    [
+        (UnicodeDecodeError("utf-16", b"\xff", 0, 1, "truncated data"), "unexpected "),
+        (RuntimeError("boom\x1b[2J"), "unexpected RuntimeError: boom\\x1b[2J"),
+        (ConnectError("refused"), "ConnectError: refused"),
+        (ExceptionGroup("group", [ConnectError("inside")]), "ConnectError: inside"),
+        (OSError(5, "Input/output error"), "OSError: [Errno 5] Input/output error"),
+    ],
+)
+def test_any_exception_is_one_line_and_status_1(
+    exc: BaseException,
+    start: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("ACYTOO_RAW_DEBUG", raising=False)
+    monkeypatch.setattr(cli, "_completion", broken_completion(exc))
+    assert main(["chat", "hi", "--base-url", "http://127.0.0.1:9"]) == EXIT_ERROR
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert_one_error_line(captured.err, "acytoo-raw: " + start)
+    if start.startswith("unexpected"):
+        assert "please report it; ACYTOO_RAW_DEBUG=1 shows the traceback" in captured.err
+
+
+def test_debug_variable_adds_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ACYTOO_RAW_DEBUG", "1")
+    monkeypatch.setattr(cli, "_completion", broken_completion(RuntimeError("boom")))
+    assert main(["chat", "hi", "--base-url", "http://127.0.0.1:9"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):")
+    assert err.splitlines()[-1].startswith("acytoo-raw: unexpected RuntimeError: boom")
+
+
+def test_keyboard_interrupt_inside_a_group_is_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = BaseExceptionGroup("group", [ConnectError("x"), KeyboardInterrupt()])
+    monkeypatch.setattr(cli, "_completion", broken_completion(group))
+    assert main(["chat", "hi", "--base-url", "http://127.0.0.1:9"]) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == ""
