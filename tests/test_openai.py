@@ -11,6 +11,7 @@ import inspect
 import json
 import ssl
 import traceback
+import types
 from collections.abc import Iterator
 from contextlib import aclosing
 from typing import Any, cast
@@ -395,6 +396,17 @@ async def test_headers_add_to_and_replace_ours() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_proxy_carries_the_request() -> None:
+    # An http:// origin goes to an HTTP proxy in absolute form; the peer plays the proxy.
+    async with scripted_server(script(*sse(*GOOD))) as (proxy, log):
+        pieces = await ask("http://llm.invalid:8000/v1", proxy=proxy, api_key=SECRET)
+    assert pieces == ["Hi ", "there"]
+    head = head_of(log.requests[0])
+    assert head[0] == b"post http://llm.invalid:8000/v1/chat/completions http/1.1"
+    assert b"authorization: bearer " + SECRET.lower().encode() in head
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -671,6 +683,19 @@ async def test_breaking_out_closes_the_connection() -> None:
                     assert piece == "Hi "
                     break
             await log.closed_by_client.wait()
+
+
+@pytest.mark.anyio
+async def test_leaving_the_block_closes_a_reader_left_open() -> None:
+    async with scripted_server(script(*sse(*GOOD))) as (base, _):
+        with anyio.fail_after(BOUND):
+            async with OpenAIChat.stream("m", HELLO, base_url=base + "/v1") as chat:
+                reader = aiter(chat)
+                assert await anext(reader) == "Hi "
+            # Not left to the garbage collector (trio and asyncio finalise those "later").
+            assert cast("types.AsyncGeneratorType[str, None]", reader).ag_frame is None
+            with pytest.raises(StopAsyncIteration):
+                await anext(reader)
 
 
 def _keepalive_answer(*events: bytes | float) -> Any:

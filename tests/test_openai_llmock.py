@@ -160,3 +160,15 @@ async def test_llmocks_429_raises_http_status_error(llmock: dict[str, LlmockServ
     assert body["error"]["message"] in str(error)
     assert dict(error.headers)["retry-after"] == "1"
     assert "sk-llmock-test" not in str(error)
+
+
+def test_a_missing_llmock_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests import llmock_server
+
+    monkeypatch.setattr(llmock_server, "find_llmock", lambda: None)
+    monkeypatch.setattr(llmock_server, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match="llmock not installed"):
+        llmock_server.require_llmock()
+    monkeypatch.setattr(llmock_server, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception, match="llmock not installed"):
+        llmock_server.require_llmock()
