@@ -209,12 +209,18 @@ def _stream_error(error: object, secret: str | None) -> StreamError:
 
 
 def _explain(exc: HTTPStatusError, secret: str | None) -> None:
-    """Add the server's ``error.message`` (OpenAI's JSON error body) to ``exc``'s text."""
+    """Add the server's error message to ``exc``'s text, from a JSON error body.
+
+    OpenAI and LiteLLM send ``{"error": {"message": ...}}``, Ollama
+    ``{"error": "..."}``, vLLM ``{"object": "error", "message": ...}``.
+    """
     try:
         body = json.loads(exc.body)
     except (ValueError, RecursionError):
         return
-    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return
+    error = body.get("error", body)
     message = error.get("message") if isinstance(error, dict) else error
     if isinstance(message, str) and message:
         exc.args = (f"{exc.args[0]}: {_quote(message, secret)}", *exc.args[1:])

@@ -651,6 +651,24 @@ async def test_a_non_2xx_raises_http_status_error_with_the_json_body() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"error": {"message": "model \'x\' not found", "type": "invalid_request_error"}}',
+        b'{"error": "model \'x\' not found"}',  # Ollama
+        b'{"object": "error", "message": "model \'x\' not found", "code": 404}',  # vLLM
+    ],
+    ids=["openai", "ollama", "vllm"],
+)
+async def test_the_servers_error_message_is_in_the_http_status_error(body: bytes) -> None:
+    reply = response(body, status=b"404 Not Found", headers=(b"content-type: application/json",))
+    async with scripted_server(script(reply)) as (base, _):
+        with pytest.raises(HTTPStatusError, match=r"404 Not Found.*model 'x' not found") as caught:
+            await ask(base + "/v1")
+    assert caught.value.body == body
+
+
+@pytest.mark.anyio
 async def test_a_non_json_error_body_keeps_the_plain_message() -> None:
     reply = response(b"<html>bad gateway</html>", status=b"502 Bad Gateway")
     async with scripted_server(script(reply)) as (base, _):
