@@ -318,7 +318,7 @@ class ChunkedParser(_Unused):
 
     def feed(self, data: _Bytes) -> bytes:
         pending = self._pending
-        if pending and type(data) is bytes and b"\n" not in data and self.error is None:
+        if pending and type(data) is bytes and 10 not in data and self.error is None:
             # An unfinished size line or trailer section grows, and both can
             # only end at a LF: a line trickling in a byte at a time costs
             # O(1) per byte, not a pass through the parser. (Both bounds are
