@@ -132,11 +132,16 @@ def check_error_handler(errors: str) -> None:
     """
     try:
         codecs.lookup_error(errors)
+    except (LookupError, TypeError) as exc:
+        raise LocalProtocolError(f"unknown encoding_errors handler {errors!r}") from exc
+    try:
         b"\xff".decode("utf-8", errors)
     except UnicodeDecodeError:
         pass
-    except (LookupError, TypeError, ValueError) as exc:
-        raise LocalProtocolError(f"unknown encoding_errors handler {errors!r}") from exc
+    except (TypeError, ValueError) as exc:
+        raise LocalProtocolError(
+            f"encoding_errors handler {errors!r} cannot be used for decoding"
+        ) from exc
 
 
 def _text_codec(charset: str | None) -> codecs.CodecInfo:
