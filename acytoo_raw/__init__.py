@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ._client import Client, open_stream, stream_bytes, stream_events, stream_text
     from ._response import Response, Timings
     from ._sse import ServerSentEvent
+    from .openai import ChatStream, OpenAIChat
     from .provider import Acytoo
 
 # Public name -> the module that defines it, imported on first access.
@@ -48,6 +49,8 @@ _LAZY = {
     "Timings": "._response",
     "ServerSentEvent": "._sse",
     "Acytoo": ".provider",
+    "OpenAIChat": ".openai",
+    "ChatStream": ".openai",
 }
 
 __all__ = [
@@ -55,12 +58,14 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Acytoo",
     "AcytooError",
+    "ChatStream",
     "Client",
     "ConnectError",
     "ConnectTimeout",
     "HTTPStatusError",
     "Limits",
     "LocalProtocolError",
+    "OpenAIChat",
     "PoolTimeout",
     "ProxyError",
     "ReadTimeout",

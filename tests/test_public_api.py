@@ -13,12 +13,14 @@ def test_exported_names_are_pinned() -> None:
             "DEFAULT_TIMEOUT",
             "Acytoo",
             "AcytooError",
+            "ChatStream",
             "Client",
             "ConnectError",
             "ConnectTimeout",
             "HTTPStatusError",
             "Limits",
             "LocalProtocolError",
+            "OpenAIChat",
             "PoolTimeout",
             "ProxyError",
             "ReadTimeout",
@@ -78,7 +80,9 @@ def test_import_loads_only_errors_and_settings() -> None:
 
 
 def test_first_use_loads_the_engine_but_not_what_only_some_calls_need() -> None:
-    loaded = _modules_after("import acytoo_raw; acytoo_raw.Client; acytoo_raw.Acytoo")
+    loaded = _modules_after(
+        "import acytoo_raw; acytoo_raw.Client; acytoo_raw.Acytoo; acytoo_raw.OpenAIChat"
+    )
     assert "acytoo_raw._client" in loaded
     for rare in (
         "acytoo_raw._socks",  # SOCKS proxies only
