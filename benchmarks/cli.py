@@ -27,10 +27,13 @@ def _select(keys: Sequence[str], patterns: str | None) -> list[str]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Per-piece latency, time to first piece, throughput and concurrency of "
-        "acytoo_raw against aiohttp, httpx and a raw-socket floor.",
+        description="Per-piece latency, time to first piece, throughput, concurrency, requests "
+        "over one client, streamed chat completions and import time of acytoo_raw against "
+        "aiohttp, httpx, the openai SDK and a raw-socket floor.",
     )
-    p.add_argument("--quick", action="store_true", help="about a minute instead of a few")
+    p.add_argument(
+        "--quick", action="store_true", help="small sizes: under 2 minutes instead of ~15"
+    )
     p.add_argument("--reps", type=int, help="repetitions per client and scenario")
     p.add_argument("--no-pin", action="store_true", help="don't pin server and client to cores")
     p.add_argument("--clients", help="comma-separated glob patterns of client keys (see --list)")
@@ -40,7 +43,8 @@ def parser() -> argparse.ArgumentParser:
         "--publish",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="also write benchmarks/RESULTS.md (default: on for full runs, off for --quick)",
+        help="also write benchmarks/RESULTS.md and benchmarks/p99_vs_streams.png "
+        "(default: on for full runs, off for --quick)",
     )
     p.add_argument("--list", action="store_true", help="list clients and scenarios, then exit")
     return p
@@ -59,7 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     client_keys = set(_select([c.key for c in CLIENTS], args.clients))
     scenario_keys = set(_select([s.key for s in all_scenarios], args.scenarios))
     chosen_clients = tuple(c for c in CLIENTS if c.key in client_keys)
-    chosen_scenarios = tuple(s for s in all_scenarios if s.key in scenario_keys)
+    chosen_scenarios = tuple(
+        s
+        for s in all_scenarios
+        if s.key in scenario_keys and any(s.runs(c.key) for c in chosen_clients)
+    )
     if not chosen_clients or not chosen_scenarios:
         print("no client or no scenario matches (see --list)", file=sys.stderr)
         return 2
@@ -76,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenarios=chosen_scenarios,
         out_dir=args.out,
         publish_to=HERE / "RESULTS.md" if publish else None,
+        plot_to=HERE / "p99_vs_streams.png",
         command=shlex.join(["python", "-m", "benchmarks", *(argv or sys.argv[1:])]),
     )
     signal.signal(signal.SIGTERM, _interrupt)

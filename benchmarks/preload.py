@@ -18,6 +18,8 @@ _MODULES = (
     "benchmarks.clients.peer_aiohttp",
     "benchmarks.clients.peer_httpx",
     "benchmarks.clients.acytoo",
+    "benchmarks.clients.chat",
+    "openai",
 )
 
 for _name in _MODULES:

@@ -8,14 +8,17 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.summary import COLUMNS, Cell, Row, ScenarioSummary
+from benchmarks.summary import COLUMNS, Cell, Column, Row, ScenarioSummary
 from benchmarks.targets import TargetCheck
 from benchmarks.worker import Measurement
 
 LEGEND = (
     "Cells: median over repetitions, ±spread ((max-min)/median), and the ratio to the floor of "
-    "the same kind (text clients to the text floor, byte clients to the byte floor). MB/s is "
-    "10^6 bytes of body per second: higher is better there, lower everywhere else."
+    "the same kind (text clients to the text floor, byte clients to the byte floor, chat clients "
+    "to the chat floor, imports to `import anyio, h11, ssl`). MB/s and requests/s: higher is "
+    "better; 'reused' and 'TLS resumed' are shares of the measured requests; lower is better "
+    "everywhere else. '-': not defined in that run (e.g. no steady state: a stream ended before "
+    "the last one started)."
 )
 
 
@@ -30,9 +33,11 @@ def number(value: float) -> str:
     return f"{value:.2f}"
 
 
-def _cell(cell: Cell | None) -> str:
-    if cell is None:
+def _cell(cell: Cell | None, column: Column) -> str:
+    if cell is None or math.isnan(cell.median):
         return "-"
+    if not column.ratio:
+        return f"{cell.median * 100:.0f}%"
     text = number(cell.median)
     if not math.isnan(cell.spread):
         text += f" ±{cell.spread * 100:.0f}%"
@@ -41,14 +46,15 @@ def _cell(cell: Cell | None) -> str:
     return text
 
 
-def _row(row: Row, metrics: Sequence[str]) -> list[str]:
+def _row(row: Row, columns: Sequence[Column], mark: str) -> list[str]:
+    label = row.client.label + mark
     if row.status != "ok":
         status = row.status.upper()
-        return [row.client.label, f"{status}: {row.error}" if row.error else status] + [""] * (
-            len(metrics) - 1
+        return [label, f"{status}: {row.error}" if row.error else status] + [""] * (
+            len(columns) - 1
         )
-    cells = [_cell(row.cells.get(metric)) for metric in metrics]
-    label = row.client.label + (f" ({row.error})" if row.error else "")
+    cells = [_cell(row.cells.get(column.metric), column) for column in columns]
+    label += f" ({row.error})" if row.error else ""
     return [label, *cells]
 
 
@@ -62,38 +68,56 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
-def scenario_block(summary: ScenarioSummary, reps: int) -> str:
+def scenario_block(summary: ScenarioSummary) -> str:
     scenario = summary.scenario
     columns = COLUMNS[scenario.measure]
     header = ["client", *(c.header for c in columns)]
-    rows = [_row(row, [c.metric for c in columns]) for row in summary.rows]
+    notes = list(dict.fromkeys(row.note for row in summary.rows if row.note))
+    marks = {note: " " + "*" * (i + 1) for i, note in enumerate(notes)}
+    rows = [_row(row, columns, marks.get(row.note, "")) for row in summary.rows]
     share = summary.server_cpu_share
     server = f"server CPU share {share * 100:.1f}%" if share is not None else "server CPU n/a"
+    reps = summary.reps
+    footnotes = "".join(f"\n\n{marks[note].strip()} {note}" for note in notes)
     return (
         f"### {scenario.key}: {scenario.title}\n\n"
-        f"{reps} repetition{'s' if reps != 1 else ''}; {server}\n\n" + markdown_table(header, rows)
+        f"{reps} repetition{'s' if reps != 1 else ''}; {server}\n\n"
+        + markdown_table(header, rows)
+        + footnotes
     )
 
 
 def targets_block(checks: Sequence[TargetCheck]) -> str:
     if not checks:
         return ""
-    header = ["target", "client", "measured", "goal", "met"]
+    header = ["issue", "target", "client", "measured", "goal", "met"]
     rows = [
-        [c.target, c.client, c.measured, c.goal, {True: "yes", False: "NO", None: "n/a"}[c.met]]
+        [
+            c.issue,
+            c.target,
+            c.client,
+            c.measured,
+            c.goal,
+            {True: "yes", False: "NO", None: "n/a"}[c.met],
+        ]
         for c in checks
     ]
-    return "### Targets from issue 3 (goals, not assertions)\n\n" + markdown_table(header, rows)
+    met = sum(1 for c in checks if c.met)
+    missed = sum(1 for c in checks if c.met is False)
+    return (
+        "### Targets (goals from issues 3, 7 and 11; never test assertions)\n\n"
+        f"{met} met, {missed} missed, {len(checks) - met - missed} not measurable in this run\n\n"
+        + markdown_table(header, rows)
+    )
 
 
 def full_text(
     preamble: Sequence[str],
     summaries: Sequence[ScenarioSummary],
-    reps: int,
     checks: Sequence[TargetCheck],
 ) -> str:
     parts = ["\n".join(preamble), LEGEND]
-    parts += [scenario_block(summary, reps) for summary in summaries]
+    parts += [scenario_block(summary) for summary in summaries]
     if block := targets_block(checks):
         parts.append(block)
     return "\n\n".join(parts) + "\n"
@@ -124,11 +148,13 @@ def write_json(
                 "title": s.scenario.title,
                 "parameters": asdict(s.scenario),
                 "server_cpu_share": s.server_cpu_share,
+                "repetitions": s.reps,
                 "clients": {
                     row.client.key: {
                         "label": row.client.label,
                         "status": row.status,
                         "error": row.error,
+                        "note": row.note,
                         "ok_runs": row.ok,
                         "runs": row.runs,
                         "figures": {metric: asdict(cell) for metric, cell in row.cells.items()},

@@ -3,7 +3,11 @@
 Paced streams are driven by a kernel timer (``timerfd``) at absolute deadlines, and every piece is
 stamped with ``time.perf_counter_ns()`` just before its write, so a client can compute each
 piece's latency. Burst streams (throughput) write large prebuilt blocks as fast as the socket
-takes them. A ``multiprocessing`` pipe carries control messages: clock pings, CPU time, stop.
+takes them. ``POST .../v1/chat/completions`` answers as an OpenAI-compatible server streams: a
+role chunk, one paced content chunk per token, a finish chunk and ``data: [DONE]``. A request
+with ``keepalive`` gets an answer without ``Connection: close`` and the connection waits for the
+next request (closed after ``idle_ms`` of idleness when set, as uvicorn closes idle
+connections). A ``multiprocessing`` pipe carries control messages: clock pings, CPU time, stop.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ BLOB_BYTES = 1 << 20
 BLOBS_PER_WAKE = 8
 ACCEPTS_PER_WAKE = 512
 HEAD_TIMEOUT_NS = 30_000_000_000
+MAX_BODY = 1 << 20  # request bodies (chat messages) are read and dropped; bound them anyway
 DRAIN_TIMEOUT_NS = 10_000_000_000
 REAP_EVERY_NS = 1_000_000_000
 MAX_LIFETIME_NS = 4 * 3600 * 1_000_000_000
@@ -48,10 +53,13 @@ class _Conn:
     inbox: bytearray = field(default_factory=bytearray)
     body_left: int = 0
     request: wire.StreamRequest | None = None
+    keep: bool = False  # this response leaves the connection open for the next request
     template: bytes = b""
+    stamp_at: int = 0  # offset of the stamp placeholder in ``template``
     sent: int = 0
     blobs: list[bytes] = field(default_factory=list)
     mask: int = selectors.EVENT_READ
+    idle_due: int = 0  # heap deadline of the idle close (0: none armed)
 
 
 class StreamServer:
@@ -127,6 +135,9 @@ class StreamServer:
             due, _, conn = heapq.heappop(self._heap)
             if conn.state == "paced":
                 self._send_piece(conn, due)
+            elif conn.state == "head" and conn.idle_due == due and not conn.inbox:
+                conn.idle_due = 0
+                self._finish(conn, b"")  # idle keep-alive connection: close it, FIN first
         if self._timer is not None and self._heap and self._heap[0][0] != self._armed_ns:
             self._armed_ns = self._heap[0][0]
             self._timer.arm(self._armed_ns)
@@ -161,8 +172,10 @@ class StreamServer:
         transport = conn.transport
         if mask & selectors.EVENT_READ:
             data = transport.receive()
-            if conn.state in ("head", "body") and data:
-                self._on_request_bytes(conn, data)
+            if data and conn.state in ("head", "body", "paced", "burst"):
+                conn.inbox += data  # a request sent early is answered after the current one
+                if conn.state in ("head", "body"):
+                    self._on_request_bytes(conn)
             if transport.eof:
                 self._close(conn)
                 return
@@ -193,12 +206,30 @@ class StreamServer:
         self._selector.unregister(conn.transport.sock)
         conn.transport.close()
 
+    def _await_next(self, conn: _Conn) -> None:
+        request = conn.request
+        assert request is not None
+        conn.state = "head"
+        conn.request = None
+        conn.deadline_ns = time.perf_counter_ns() + HEAD_TIMEOUT_NS
+        if request.idle_ms:
+            conn.idle_due = time.perf_counter_ns() + request.idle_ms * 1_000_000
+            heapq.heappush(self._heap, (conn.idle_due, next(self._order), conn))
+        if conn.inbox:
+            self._on_request_bytes(conn)
+
     def _drain(self, conn: _Conn) -> None:
         """Response done and FIN sent: keep reading until the client closes (no RST races)."""
         conn.state = "draining"
         conn.deadline_ns = time.perf_counter_ns() + DRAIN_TIMEOUT_NS
 
     def _finish(self, conn: _Conn, tail: bytes) -> None:
+        """The response ends with ``tail``: close, or (kept alive) wait for the next request."""
+        if conn.keep and conn.state in ("paced", "burst"):
+            conn.keep = False
+            conn.transport.write(tail)
+            self._await_next(conn)
+            return
         conn.transport.write(tail)
         conn.transport.close_write()
         if conn.transport.pending:
@@ -208,24 +239,27 @@ class StreamServer:
 
     # -- requests and responses -------------------------------------------------------------
 
-    def _on_request_bytes(self, conn: _Conn, data: bytes) -> None:
-        if conn.state == "body":
-            conn.body_left -= len(data)
-        else:
-            conn.inbox += data
+    def _on_request_bytes(self, conn: _Conn) -> None:
+        """Parse what ``inbox`` holds: a head, then its body (read and dropped)."""
+        if conn.state == "head":
             end = conn.inbox.find(b"\r\n\r\n")
             if end < 0:
                 if len(conn.inbox) > MAX_HEAD:
                     self._finish(conn, _BAD_REQUEST)
                 return
             try:
-                conn.request, length = _parse_head(bytes(conn.inbox[:end]))
+                conn.request, length, client_close = _parse_head(bytes(conn.inbox[:end]))
             except (ValueError, KeyError, UnicodeDecodeError):
                 self._finish(conn, _BAD_REQUEST)
                 return
-            conn.body_left = length - (len(conn.inbox) - end - 4)
-            conn.inbox.clear()
+            conn.keep = conn.request.keepalive and not client_close
+            conn.body_left = length
+            conn.idle_due = 0
+            del conn.inbox[: end + 4]
             conn.state = "body"
+        taken = min(conn.body_left, len(conn.inbox))
+        del conn.inbox[:taken]
+        conn.body_left -= taken
         if conn.body_left <= 0:
             self._respond(conn)
 
@@ -233,9 +267,16 @@ class StreamServer:
         request = conn.request
         assert request is not None
         conn.deadline_ns = 1 << 62  # streaming: no deadline until the response is done
-        conn.template = wire.piece_template(request.size, request.body)
-        head = wire.response_head(request)
-        if request.pacing == "burst":
+        conn.sent = 0
+        head = wire.response_head(request, conn.keep)
+        if request.api == "chat":
+            conn.template = wire.chat_event_template(request.size)
+            conn.stamp_at = wire.CHAT_STAMP_OFFSET
+            head += wire.chunk(wire.ROLE_EVENT)
+        else:
+            conn.template = wire.piece_template(request.size, request.body)
+            conn.stamp_at = 0
+        if request.pacing == "burst" and request.api == "stream":
             conn.blobs = self._blobs(request)
             conn.state = "burst"
             conn.transport.write(head)
@@ -249,8 +290,12 @@ class StreamServer:
         assert request is not None
         conn.sent += 1
         last = conn.sent >= request.pieces
-        piece = wire.stamp(conn.template, time.perf_counter_ns())
-        if request.framing == "chunked":
+        piece = wire.stamp(conn.template, time.perf_counter_ns(), conn.stamp_at)
+        if request.api == "chat":
+            if last:
+                piece += wire.FINISH_EVENTS
+            piece = wire.chunk(piece) + (wire.LAST_CHUNK if last else b"")
+        elif request.framing == "chunked":
             piece = wire.chunk(piece) + (wire.LAST_CHUNK if last else b"")
         data = prefix + piece if prefix else piece
         if last:
@@ -297,17 +342,27 @@ class StreamServer:
             self._timer.close()
 
 
-def _parse_head(head: bytes) -> tuple[wire.StreamRequest, int]:
+def _parse_head(head: bytes) -> tuple[wire.StreamRequest, int, bool]:
+    """The request, its body length, and whether the client asked for ``Connection: close``."""
     lines = head.split(b"\r\n")
-    _method, target, _version = lines[0].split(b" ", 2)
+    method, target, _version = lines[0].split(b" ", 2)
     length = 0
+    close = False
     for line in lines[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
-    if not 0 <= length <= MAX_HEAD:
+        elif name == b"connection":
+            close = b"close" in value.lower()
+        elif name == b"transfer-encoding":
+            raise ValueError("chunked request bodies are not supported here")
+    if not 0 <= length <= MAX_BODY:
         raise ValueError("request body too large")
-    return wire.StreamRequest.from_target(target.decode("ascii")), length
+    request = wire.StreamRequest.from_target(target.decode("ascii"))
+    if (method == b"POST") != (request.api == "chat"):
+        raise ValueError("GET /stream, POST /v1/chat/completions")
+    return request, length, close
 
 
 def main(control: Connection, certfile: str, keyfile: str, core: int | None) -> None:

@@ -81,9 +81,21 @@ class Transport:
         self._queue(data)
 
     def _queue(self, data: bytes | memoryview) -> None:
-        if data:
-            self._out.append(memoryview(data))
-            self.flush()
+        if not data:
+            return
+        if not self._out:  # the common case: one send, nothing queued (no wrapper objects)
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self.eof = True
+                return
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        self._out.append(memoryview(data))
+        self.flush()
 
     def flush(self) -> None:
         """Send queued bytes until the socket would block (bounded by the queue length)."""

@@ -18,6 +18,7 @@ class Column:
     metric: str
     header: str
     higher_is_better: bool = False
+    ratio: bool = True  # show the ratio to the floor (not for shares)
 
 
 COLUMNS: dict[Measure, tuple[Column, ...]] = {
@@ -45,6 +46,38 @@ COLUMNS: dict[Measure, tuple[Column, ...]] = {
         Column("ramp_s", "all started s"),
         Column("p50_ms", "p50 ms"),
         Column("p99_ms", "p99 ms"),
+        Column("ramp_p99_ms", "ramp p99 ms"),
+        Column("steady_p50_ms", "steady p50 ms"),
+        Column("steady_p99_ms", "steady p99 ms"),
+        Column("cpu_us_per_piece", "CPU µs/piece"),
+        Column("cpu_us_per_conn", "CPU µs/conn"),
+        Column("gc_ms", "GC CPU ms"),
+        Column("gc_max_ms", "GC max pause ms"),
+    ),
+    "sequential": (
+        Column("requests_s", "requests/s", higher_is_better=True),
+        Column("p50_us", "TTFB p50 µs"),
+        Column("p99_us", "TTFB p99 µs"),
+        Column("cpu_us_per_request", "CPU µs/request"),
+        Column("reused_share", "reused", ratio=False),
+    ),
+    "reconnect": (
+        Column("p50_us", "TTFB p50 µs"),
+        Column("p99_us", "TTFB p99 µs"),
+        Column("cpu_us_per_request", "CPU µs/request"),
+        Column("tls_resumed_share", "TLS resumed", ratio=False),
+    ),
+    "chat": (
+        Column("p50_us", "token p50 µs"),
+        Column("p90_us", "token p90 µs"),
+        Column("p99_us", "token p99 µs"),
+        Column("first_token_us", "first token µs"),
+        Column("cpu_us_per_token", "CPU µs/token"),
+        Column("gc_ms", "GC CPU ms"),
+    ),
+    "import": (
+        Column("p50_ms", "median ms"),
+        Column("min_ms", "min ms"),
     ),
 }
 
@@ -64,6 +97,7 @@ class Row:
     runs: int = 0
     status: str = "ok"  # ok | failed | unavailable | timeout | not run
     error: str = ""
+    note: str = ""  # what the client ran, when its measurements say (e.g. a fallback path)
     sketches: list[list[float]] = field(default_factory=list)
 
 
@@ -72,6 +106,7 @@ class ScenarioSummary:
     scenario: Scenario
     rows: list[Row]
     server_cpu_share: float | None
+    reps: int
 
     def median(self, client_key: str, metric: str) -> float:
         for row in self.rows:
@@ -81,7 +116,10 @@ class ScenarioSummary:
 
 
 def summarize(
-    scenario: Scenario, clients: Sequence[ClientSpec], measurements: Sequence[Measurement]
+    scenario: Scenario,
+    clients: Sequence[ClientSpec],
+    measurements: Sequence[Measurement],
+    reps: int,
 ) -> ScenarioSummary:
     mine = [m for m in measurements if m.scenario == scenario.key]
     medians: dict[str, dict[str, float]] = {}
@@ -91,6 +129,7 @@ def summarize(
         row = Row(client, runs=len(runs))
         good = [m for m in runs if m.status == "ok"]
         row.ok = len(good)
+        row.note = next((m.note for m in good if m.note), "")
         row.sketches = [m.sketch_us for m in good if m.sketch_us]
         bad = [m for m in runs if m.status != "ok"]
         if not runs:
@@ -100,19 +139,25 @@ def summarize(
         elif bad:
             row.error = f"{len(bad)}/{len(runs)} runs {bad[0].status}: {bad[0].error}"
         metrics = {m for run in good for m in run.metrics}
-        medians[client.key] = {
-            metric: stats.median([run.metrics[metric] for run in good if metric in run.metrics])
-            for metric in metrics
-        }
+        medians[client.key] = {metric: stats.median(_values(good, metric)) for metric in metrics}
         rows.append(row)
     for row in rows:
         floor = floor_for(row.client, tuple(clients))
         base = medians.get(floor.key, {}) if floor else {}
         good = [m for m in mine if m.client == row.client.key and m.status == "ok"]
         for metric, value in medians[row.client.key].items():
-            values = [run.metrics[metric] for run in good if metric in run.metrics]
+            values = _values(good, metric)
             reference = base.get(metric, math.nan)
             ratio = value / reference if reference and not math.isnan(reference) else math.nan
             row.cells[metric] = Cell(value, stats.spread(values), ratio)
     shares = [m.server_cpu_share for m in mine if m.server_cpu_share is not None]
-    return ScenarioSummary(scenario, rows, stats.median(shares) if shares else None)
+    return ScenarioSummary(scenario, rows, stats.median(shares) if shares else None, reps)
+
+
+def _values(runs: Sequence[Measurement], metric: str) -> list[float]:
+    """The repetitions' figures for ``metric``, leaving out the runs where it was undefined."""
+    return [
+        run.metrics[metric]
+        for run in runs
+        if metric in run.metrics and not math.isnan(run.metrics[metric])
+    ]

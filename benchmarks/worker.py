@@ -1,9 +1,10 @@
 """One measurement in one fresh process: one client, one scenario, one repetition.
 
 A worker pins itself to the client core, builds the TLS context once, starts the client inside
-its event loop (asyncio, uvloop or trio), makes one small warm-up request, then measures. Every
-outcome (including "the client can't be imported" and "the client raised") comes back as a
-``Measurement``, never as a crash of the harness.
+its event loop (asyncio, uvloop or trio), makes one small warm-up request, then measures, with
+the time spent in garbage collection recorded. Every outcome (including "the client can't be
+imported" and "the client raised") comes back as a ``Measurement``, never as a crash of the
+harness. Import-time measurements run no client: they start fresh interpreters.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import anyio
 
 from benchmarks import stats, system
 from benchmarks.clients.base import Client, ClientSpec
-from benchmarks.measure import Outcome, drain, measure
+from benchmarks.measure import Outcome, drain, gc_meter, measure, measure_imports
 from benchmarks.scenarios import Scenario
 
 Status = Literal["ok", "failed", "unavailable", "timeout"]
@@ -53,6 +54,7 @@ class Measurement:
     window_s: float = 0.0  # how long the measured part took (the server's CPU is divided by it)
     server_cpu_share: float | None = None  # filled in by the harness
     malloc_tuned: bool = False
+    note: str = ""  # what the client actually ran, when that can vary (e.g. a fallback path)
 
 
 def main(conn: Connection, job: Job) -> None:
@@ -89,10 +91,13 @@ def describe(exc: BaseException) -> str:
 def _run(job: Job) -> Measurement:
     system.pin(job.core)
     system.raise_fd_limit()
+    if job.scenario.measure == "import":
+        return _imports(job)
     tuned = system.tune_malloc() if job.scenario.tuned_malloc else False
     ssl_context = ssl.create_default_context(cafile=job.ca_file)
+    keepalive = job.scenario.keepalive or job.client.family == "chat"
     try:
-        client = job.client.create(ssl_context)
+        client = job.client.create(ssl_context, keepalive=keepalive, urls=(job.warmup_url, job.url))
     except ImportError as exc:
         return _failure(job, "unavailable", exc)
     backend, options = _backend(job.client.runtime)
@@ -118,9 +123,10 @@ async def _session(client: Client, job: Job) -> Measurement:
         gc.collect()
         gc.freeze()  # what the fork inherited is not this client's garbage
         started = time.perf_counter()
-        with anyio.fail_after(scenario.timeout_seconds()):
+        with anyio.fail_after(scenario.timeout_seconds()), gc_meter() as collector:
             outcome: Outcome = await measure(client, scenario, job.url)
         window = time.perf_counter() - started
+        outcome.metrics.update(collector.metrics())
     except TimeoutError as exc:
         return _failure(job, "timeout", exc)
     except Exception as exc:
@@ -136,4 +142,24 @@ async def _session(client: Client, job: Job) -> Measurement:
         metrics=outcome.metrics,
         sketch_us=[round(v, 2) for v in stats.sketch(sorted(outcome.samples_us))],
         window_s=window,
+        note=client.note,
+    )
+
+
+def _imports(job: Job) -> Measurement:
+    started = time.perf_counter()
+    try:
+        outcome = measure_imports(job.client.target, job.scenario.requests)
+    except ImportError as exc:
+        return _failure(job, "unavailable", exc)
+    except Exception as exc:
+        return _failure(job, "failed", exc)
+    return Measurement(
+        client=job.client.key,
+        scenario=job.scenario.key,
+        rep=job.rep,
+        status="ok",
+        metrics=outcome.metrics,
+        sketch_us=[round(v, 2) for v in stats.sketch(outcome.samples_us)],
+        window_s=time.perf_counter() - started,
     )

@@ -3,11 +3,14 @@
 About the least work per read Python allows on asyncio: no stream wrapper objects, no h11, one
 ``bytes`` copy per read, one incremental decode per read for text. Every other client is
 reported as a ratio to this one (text clients to the text floor, bytes clients to the bytes floor).
+With ``keepalive`` it holds one connection and sends each request on it (a new one only when
+the server closed it), with the request's bytes built once per URL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -51,6 +54,10 @@ class _Reader(asyncio.BufferedProtocol):
         self._wake()
         return False
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._error = exc
@@ -79,24 +86,66 @@ class _Reader(asyncio.BufferedProtocol):
         return b""
 
 
+Held = tuple[asyncio.Transport, _Reader]
+
+
+async def open_connection(url: str, tls: ssl.SSLContext | None) -> Held:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    loop = asyncio.get_running_loop()
+    transport, reader = await loop.create_connection(
+        lambda: _Reader(loop), host, port, ssl=tls, server_hostname=host if tls else None
+    )
+    return transport, reader
+
+
 class FloorClient(Client):
+    _held: Held | None = None
+    _requests: dict[str, bytes]
+
+    async def start(self) -> None:
+        self._requests = {}
+
+    async def stop(self) -> None:
+        if self._held is not None:
+            self._held[0].close()
+
     def stream(self, url: str) -> AsyncIterator[Piece]:
         return self._stream(url)
 
+    def request_bytes(self, url: str) -> bytes:
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        return f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
+
+    async def connection(self, url: str) -> Held:
+        """The held connection, or a new one (held when ``keepalive``)."""
+        held = self._held
+        if held is None or held[1].closed:
+            if held is not None:
+                held[0].close()
+            held = await open_connection(url, self.tls_for(url))
+            self.count("connections")
+            self._held = held if self.keepalive else None
+        return held
+
+    def done_with(self, held: Held, reusable: bool) -> None:
+        if not reusable or not self.keepalive:
+            held[0].close()
+            if self._held is held:
+                self._held = None
+
     async def _stream(self, url: str) -> AsyncIterator[Piece]:
         feed, flush = text_decoder("incremental") if self.kind == "text" else (None, None)
-        parts = urlsplit(url)
-        host = parts.hostname or "127.0.0.1"
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        loop = asyncio.get_running_loop()
-        tls = self.tls_for(url)
-        transport, reader = await loop.create_connection(
-            lambda: _Reader(loop), host, port, ssl=tls, server_hostname=host if tls else None
-        )
+        request = self._requests.get(url)
+        if request is None:
+            request = self._requests[url] = self.request_bytes(url)
+        held = await self.connection(url)
+        transport, reader = held
+        parser = ResponseParser()
         try:
-            target = parts.path + (f"?{parts.query}" if parts.query else "")
-            transport.write(f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
-            parser = ResponseParser()
+            transport.write(request)
             while not parser.done:  # bounded by the body: each read is non-empty or EOF
                 data = await reader.read()
                 if not data:
@@ -108,4 +157,4 @@ class FloorClient(Client):
             if flush is not None and (tail := flush()):
                 yield tail
         finally:
-            transport.close()
+            self.done_with(held, parser.done and not parser.closing)

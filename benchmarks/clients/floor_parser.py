@@ -25,6 +25,7 @@ class ResponseParser:
         self._buffer = b""
         self._state: _State = "head"
         self._remaining = 0
+        self.closing = False  # the connection can't carry another request after this response
 
     @property
     def done(self) -> bool:
@@ -72,6 +73,10 @@ class ResponseParser:
                 framing = "size"
             elif name == b"content-length" and framing != "size":
                 framing, self._remaining = "length", int(value)
+            elif name == b"connection" and b"close" in value.lower():
+                self.closing = True
+        if framing == "close":
+            self.closing = True
         if framing == "length" and self._remaining == 0:
             framing = "done"
         self._state = framing

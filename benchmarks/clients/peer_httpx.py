@@ -1,8 +1,9 @@
 """httpx: ``aiter_text()`` for text, ``aiter_raw()`` for bytes.
 
 Pool limits are lifted (``max_connections=None``) for the concurrency scenarios, keep-alive is
-off, timeouts are httpx's defaults, and ``trust_env=False`` keeps proxy variables out of a
-loopback benchmark.
+off (on, with httpx's default of 20 idle connections, when the scenario measures requests over
+one client), timeouts are httpx's defaults, and ``trust_env=False`` keeps proxy variables out
+of a loopback benchmark.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ class HttpxClient(Client):
     async def start(self) -> None:
         self._client = httpx.AsyncClient(
             verify=self.ssl_context,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=20 if self.keepalive else 0
+            ),
             trust_env=False,
         )
 
