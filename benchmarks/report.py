@@ -111,12 +111,82 @@ def targets_block(checks: Sequence[TargetCheck]) -> str:
     )
 
 
+# The headline figures: (scenario, metric, label), compared across runtimes and with the peers.
+HEADLINES = (
+    ("latency-plain", "p50_us", "per-piece latency p50 µs"),
+    ("latency-plain", "cpu_us_per_piece", "CPU µs per paced piece"),
+    ("ttfb-plain", "p50_us", "new connection: first piece p50 µs"),
+    ("ttfb-plain", "cpu_us_per_request", "CPU µs per new connection"),
+    ("sequential-plain", "requests_s", "sequential requests/s over one client, plain"),
+    ("sequential-tls", "requests_s", "sequential requests/s over one client, TLS"),
+    ("sequential-plain", "p50_us", "reused connection: TTFB p50 µs"),
+    ("reconnect-tls", "p50_us", "reconnect after idle, TLS: TTFB p50 µs"),
+    ("chat-sse", "p50_us", "chat token latency p50 µs"),
+    ("chat-sse", "p99_us", "chat token latency p99 µs"),
+    ("chat-sse", "cpu_us_per_token", "chat CPU µs per token"),
+    ("throughput-utf8", "mb_s", "UTF-8 text MB/s"),
+    ("concurrency-1000", "cpu_s", "1000 streams: client CPU s"),
+    ("concurrency-1000", "p99_ms", "1000 streams: p99 ms"),
+    ("concurrency-1000", "steady_p99_ms", "1000 streams: steady-state p99 ms"),
+    ("concurrency-2000", "p99_ms", "2000 streams: p99 ms"),
+    ("concurrency-5000", "p99_ms", "5000 streams: p99 ms"),
+    ("import", "p50_ms", "import ms"),
+)
+_RUNTIMES = ("asyncio", "uvloop", "trio")
+
+
+def _keys(scenario: ScenarioSummary) -> tuple[list[str], str, str]:
+    """acytoo_raw's client keys per runtime, aiohttp's and the floor's, for this scenario."""
+    family = scenario.rows[0].client.family if scenario.rows else "stream"
+    if family == "chat":
+        return [f"chat-acytoo-{r}" for r in _RUNTIMES], "chat-aiohttp", "chat-floor"
+    if family == "import":
+        return ["import-acytoo"], "import-aiohttp", "import-floor"
+    return [f"acytoo-text-{r}" for r in _RUNTIMES], "aiohttp-text", "floor-text"
+
+
+def headlines_block(summaries: Sequence[ScenarioSummary]) -> str:
+    by_key = {s.scenario.key: s for s in summaries}
+    header = ["figure", "asyncio", "uvloop", "trio", "aiohttp", "floor", "÷ aiohttp", "÷ floor"]
+    rows = []
+    for key, metric, label in HEADLINES:
+        summary = by_key.get(key)
+        if summary is None:
+            continue
+        ours, aiohttp, floor = _keys(summary)
+        values = [summary.median(k, metric) for k in ours]
+        peer, base = summary.median(aiohttp, metric), summary.median(floor, metric)
+        known = [v for v in values if not math.isnan(v)]
+
+        def ratios(reference: float, known: list[float] = known) -> str:
+            if not known or math.isnan(reference) or not reference:
+                return "-"
+            low, high = min(known) / reference, max(known) / reference
+            return f"{low:.2f}x" if len(known) == 1 else f"{low:.2f}-{high:.2f}x"
+
+        cells = [number(v) for v in values] + ["-"] * (3 - len(values))
+        rows.append(
+            [f"{label} ({key})", *cells, number(peer), number(base), ratios(peer), ratios(base)]
+        )
+    if not rows:
+        return ""
+    return (
+        "### Headlines: acytoo_raw per runtime against aiohttp and the floor\n\n"
+        "Medians from the tables below (text clients; chat: the chat clients; import: "
+        "`import acytoo_raw`). Ratios: acytoo_raw's figure divided by the reference, over the "
+        "three runtimes; for MB/s and requests/s above 1 is better, elsewhere below 1.\n\n"
+        + markdown_table(header, rows)
+    )
+
+
 def full_text(
     preamble: Sequence[str],
     summaries: Sequence[ScenarioSummary],
     checks: Sequence[TargetCheck],
 ) -> str:
     parts = ["\n".join(preamble), LEGEND]
+    if block := headlines_block(summaries):
+        parts.append(block)
     parts += [scenario_block(summary) for summary in summaries]
     if block := targets_block(checks):
         parts.append(block)

@@ -122,12 +122,14 @@ class FloorClient(Client):
     async def connection(self, url: str) -> Held:
         """The held connection, or a new one (held when ``keepalive``)."""
         held = self._held
+        self.count("requests")
         if held is None or held[1].closed:
             if held is not None:
                 held[0].close()
             held = await open_connection(url, self.tls_for(url))
-            self.count("connections")
             self._held = held if self.keepalive else None
+        else:
+            self.count("reused")
         return held
 
     def done_with(self, held: Held, reusable: bool) -> None:
