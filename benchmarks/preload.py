@@ -22,8 +22,17 @@ _MODULES = (
     "openai",
 )
 
+# acytoo_raw imports its parts on first use: touch them here, not in each worker's warm-up.
+_LAZY_NAMES = ("Client", "open_stream", "stream_text", "Timings", "OpenAIChat")
+
 for _name in _MODULES:
     try:
         importlib.import_module(_name)
     except Exception:  # reported per measurement instead
         continue
+try:
+    _library = importlib.import_module("acytoo_raw")
+    for _name in _LAZY_NAMES:
+        getattr(_library, _name, None)
+except Exception:  # reported per measurement instead
+    pass
