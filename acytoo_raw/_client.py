@@ -555,13 +555,17 @@ def _header_pairs(headers: HeaderInput) -> list[tuple[str, str]]:
         ) from exc
 
 
-def _merge_headers(base: list[tuple[str, str]], extra: HeaderInput) -> HeaderInput:
-    """``base`` with every header named in ``extra`` (any case) replaced by ``extra``'s."""
-    if not base:
-        return extra
-    if extra is None:
-        return base
+def _merge_headers(base: list[tuple[str, str]], extra: HeaderInput) -> list[tuple[str, str]]:
+    """``base`` with every header named in ``extra`` (any case) replaced by ``extra``'s.
+
+    Always a list of pairs, read from ``extra`` once: ``headers=42`` fails
+    here as a LocalProtocolError, and a replay builds from the same pairs.
+    """
     pairs = _header_pairs(extra)
+    if not base:
+        return pairs
+    if not pairs:
+        return base
     replaced = {str(name).lower() for name, _ in pairs if isinstance(name, (str, bytes))}
     kept = [(name, value) for name, value in base if str(name).lower() not in replaced]
     return kept + pairs
