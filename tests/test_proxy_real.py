@@ -339,7 +339,7 @@ async def test_https_proxy_url_at_plain_port(
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     "proxy_template",
-    ["socks5://127.0.0.1:{port}", "ftp://127.0.0.1:{port}", "http://", "http://:{port}"],
+    ["socks4://127.0.0.1:{port}", "ftp://127.0.0.1:{port}", "http://", "http://:{port}"],
 )
 async def test_bad_proxy_url_fails_before_connecting(proxy_template: str) -> None:
     """Unsupported scheme or no host: LocalProtocolError, and no connection attempted."""
