@@ -1,10 +1,11 @@
 """TCP and TLS: the one I/O boundary of the library.
 
-The client owns its socket: a non-blocking socket read with
-``anyio.wait_readable`` + ``recv_into`` one reused buffer, exposed as an anyio
-:class:`~anyio.abc.ByteStream`, so anyio's :class:`~anyio.streams.tls.TLSStream`
-layers TLS on top of it (and on top of itself, for TLS to an https proxy).
-Foreign exceptions are translated to ours in :func:`translate_errors`.
+The client owns its socket: a non-blocking socket read with ``recv_into`` one
+reused buffer (how a read waits, per event loop, is :mod:`._readers`' job),
+exposed as an anyio :class:`~anyio.abc.ByteStream`, so our
+:class:`~._tls.TLSStream` layers TLS on top of it (and on top of itself, for
+TLS to an https proxy). Foreign exceptions are translated to ours in
+:func:`translate_errors`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import socket
 import ssl
 import stat
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import lru_cache
@@ -28,12 +28,12 @@ from ._exceptions import (
     AcytooError,
     ConnectError,
     LocalProtocolError,
-    ReadTimeout,
     RemoteProtocolError,
     TimeoutException,
     TLSError,
     TotalTimeout,
 )
+from ._readers import READ_SIZE, new_receiver
 from ._tls import TLSStream, close_stream, receive_nowait
 
 __all__ = [
@@ -47,26 +47,6 @@ __all__ = [
     "start_tls",
     "translate_errors",
 ]
-
-# 64 KiB reads: measured here (benchmarks/, UTF-8 text throughput) faster than
-# 16 KiB, with fewer loop turns per megabyte. The buffer is one per thread, not
-# per connection: each read is copied out before the next await, so a thousand
-# streams cost no more buffer memory than one.
-READ_SIZE = 64 * 1024
-
-_buffers = threading.local()
-
-
-def _read_buffer() -> memoryview:
-    view: memoryview | None = getattr(_buffers, "view", None)
-    if view is None:
-        view = _buffers.view = memoryview(bytearray(READ_SIZE))
-    return view
-
-# Reads that find data waiting do not touch the event loop; after this many in
-# a row we yield once anyway, so a peer that never pauses can't starve the loop
-# or make the caller uncancellable.
-_MAX_READS_WITHOUT_CHECKPOINT = 16
 
 _INFINITY = float("inf")
 
@@ -95,16 +75,17 @@ class SocketStream(ByteStream):
     seconds (:class:`ReadTimeout`), and every read by an absolute
     ``deadline`` in ``anyio.current_time()`` (the error given), checked also
     when data keeps arriving so a peer that never pauses can't outlast it.
+    How reads wait depends on the event loop (:mod:`._readers`): no cancel
+    scope per wait, one lazily re-armed timer per stream.
     """
+
+    __slots__ = ("_closed", "_receiver", "_socket", "_writing")
 
     def __init__(self, sock: socket.socket) -> None:
         self._socket = sock
-        self._reads_without_checkpoint = 0
-        self._drained = False  # The last read left the kernel buffer empty.
+        self._receiver = new_receiver(sock)
         self._closed = False
-        self._gap: float | None = None
-        self._deadline = _INFINITY
-        self._deadline_error: tuple[type[TimeoutException], str] = (TotalTimeout, "")
+        self._writing = False  # A send waits for room in the kernel's buffer.
 
     @property
     def socket(self) -> socket.socket:
@@ -118,61 +99,19 @@ class SocketStream(ByteStream):
         message: str = "the request's total timeout ran out",
     ) -> None:
         """Bound later reads: ``gap`` of silence, and an absolute ``deadline``."""
-        self._gap = gap
-        self._deadline = deadline
-        self._deadline_error = (deadline_error, message)
+        self._receiver.set_limits(gap, deadline, deadline_error, message)
 
     async def receive(self, max_bytes: int = READ_SIZE) -> bytes:
-        """The next bytes from the peer; raises ``anyio.EndOfStream`` at EOF."""
-        view = _read_buffer()
-        if max_bytes < READ_SIZE:
-            view = view[:max_bytes]
-        if self._drained:
-            # A short last read means the buffer is empty: wait first rather
-            # than pay a failing recv (a syscall and an exception) per piece.
-            await self._wait_readable()
-        while True:
-            try:
-                size = self._socket.recv_into(view)
-            except BlockingIOError:
-                await self._wait_readable()
-                continue
-            except OSError as exc:
-                if self._closed:
-                    raise anyio.ClosedResourceError from None
-                raise anyio.BrokenResourceError(exc.strerror or str(exc)) from exc
-            if size == 0:
-                raise anyio.EndOfStream
-            data = bytes(view[:size])  # Before any await: the buffer is shared.
-            self._drained = size < len(view)
-            if self._deadline != _INFINITY and anyio.current_time() > self._deadline:
-                error, message = self._deadline_error
-                raise error(message)
-            self._reads_without_checkpoint += 1
-            if self._reads_without_checkpoint >= _MAX_READS_WITHOUT_CHECKPOINT:
-                self._reads_without_checkpoint = 0
-                await anyio.lowlevel.checkpoint()
-            return data
+        """The next bytes from the peer.
 
-    async def _wait_readable(self) -> None:
-        self._reads_without_checkpoint = 0
-        if self._closed:
-            raise anyio.ClosedResourceError
-        if self._gap is None and self._deadline == _INFINITY:
-            await anyio.wait_readable(self._socket)
-            return
-        # This scope is the read timeout's whole cost (~7 us busy, ~30 us of CPU
-        # per piece on a paced stream, where caches are cold); Timeout(read=None)
-        # with no total skips it.
-        gap_end = anyio.current_time() + self._gap if self._gap is not None else _INFINITY
-        wait_end = min(gap_end, self._deadline)
-        with anyio.CancelScope(deadline=wait_end) as scope:
-            await anyio.wait_readable(self._socket)
-        if scope.cancelled_caught:
-            if wait_end == gap_end:
-                raise ReadTimeout(f"no data from the server for {self._gap} s")
-            error, message = self._deadline_error
-            raise error(message)
+        Raises:
+            anyio.EndOfStream: the peer closed.
+            anyio.BrokenResourceError: the connection was reset.
+            anyio.ClosedResourceError: we closed the stream.
+            anyio.BusyResourceError: another task is already reading.
+            ReadTimeout, TimeoutException: a read limit ran out.
+        """
+        return await self._receiver.receive(max_bytes)
 
     def receive_nowait(self) -> bytes | None:
         """Bytes readable now: ``None`` if none, ``b""`` at EOF (never waits).
@@ -180,14 +119,7 @@ class SocketStream(ByteStream):
         Raises:
             anyio.BrokenResourceError: the connection was reset.
         """
-        view = _read_buffer()
-        try:
-            size = self._socket.recv_into(view)
-        except BlockingIOError:
-            return None
-        except OSError as exc:
-            raise anyio.BrokenResourceError(exc.strerror or str(exc)) from exc
-        return bytes(view[:size])
+        return self._receiver.receive_nowait()
 
     async def send(self, item: bytes) -> None:
         """Send all of ``item``; waits while the kernel's buffer is full.
@@ -214,18 +146,25 @@ class SocketStream(ByteStream):
 
     async def _wait_writable_or_answer(self) -> None:
         while True:
-            with anyio.move_on_after(_EARLY_ANSWER_POLL):
-                await anyio.wait_writable(self._socket)
-                return
+            self._writing = True
             try:
-                peeked = self._socket.recv(1, socket.MSG_PEEK)
-            except BlockingIOError:
+                with anyio.move_on_after(_EARLY_ANSWER_POLL):
+                    await anyio.wait_writable(self._socket)
+                    return
+            except anyio.ClosedResourceError:
+                if self._closed:
+                    raise
+                continue  # trio's read timer woke every waiter on the socket: not ours.
+            finally:
+                self._writing = False
+            answered = self._receiver.answered()
+            if answered is None:
                 continue
-            except OSError as exc:
-                raise anyio.BrokenResourceError(exc.strerror or str(exc)) from exc
-            raise PeerAnsweredEarly("the server answered before reading the whole request") if (
-                peeked
-            ) else PeerAnsweredEarly("the server closed before reading the whole request")
+            raise PeerAnsweredEarly(
+                "the server answered before reading the whole request"
+                if answered
+                else "the server closed before reading the whole request"
+            )
 
     async def send_eof(self) -> None:
         self._socket.shutdown(socket.SHUT_WR)
@@ -236,10 +175,12 @@ class SocketStream(ByteStream):
         self.close()
 
     def close(self) -> None:
-        """Close at once; a task parked waiting on this socket is woken."""
+        """Close at once; a task parked reading or writing on this socket is woken."""
         if not self._closed:
             self._closed = True
-            anyio.notify_closing(self._socket)  # Wake any task parked in wait_readable.
+            self._receiver.close()  # Unregisters the reader and its timer; wakes a reader.
+            if self._writing:
+                anyio.notify_closing(self._socket)  # Wake the task parked in wait_writable.
             self._socket.close()
 
 
