@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager, suppress
 from dataclasses import dataclass
-from functools import cache
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -54,7 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Client",
-    "default_ssl_context",
     "open_stream",
     "stream_bytes",
     "stream_events",
@@ -65,12 +63,6 @@ _INFINITY = float("inf")
 
 # A one-shot call keeps nothing: its single connection closes at the end.
 _ONE_SHOT_LIMITS = Limits(max_connections=1, max_keepalive=0)
-
-
-@cache
-def default_ssl_context() -> ssl.SSLContext:
-    """The system-trust verifying context, built once: building one costs ~0.3 ms."""
-    return ssl.create_default_context()
 
 
 def _check_context(value: object, name: str) -> ssl.SSLContext | None:
@@ -154,10 +146,9 @@ class Client:
         self._proxy = parse_proxy_url(proxy) if proxy is not None else None
         self._trust_env = bool(trust_env)
         self._timeout = Timeout.of(timeout)
-        self._ssl_context = _check_context(ssl_context, "ssl_context") or default_ssl_context()
-        self._proxy_ssl_context = (
-            _check_context(proxy_ssl_context, "proxy_ssl_context") or default_ssl_context()
-        )
+        # None: the system-trust default, built only when a TLS handshake needs it.
+        self._ssl_context = _check_context(ssl_context, "ssl_context")
+        self._proxy_ssl_context = _check_context(proxy_ssl_context, "proxy_ssl_context")
         if limits is not None and not isinstance(limits, Limits):
             raise LocalProtocolError(f"limits must be a Limits, not {type(limits).__name__}")
         self._limits = limits or DEFAULT_LIMITS

@@ -20,7 +20,7 @@ from anyio.abc import ByteStream
 from ._exceptions import ConnectError, ConnectTimeout, ProxyError, TotalTimeout
 from ._network import PrefixedStream, SocketStream, connect_tcp, start_tls, translate_errors
 from ._proxy import Tunnel
-from ._tls import TLSStream, close_stream, receive_nowait
+from ._tls import TLSStream, close_stream, default_ssl_context, receive_nowait
 from ._urls import URL, ProxyURL
 
 __all__ = ["ConnectTimings", "Connection", "Route", "establish"]
@@ -136,8 +136,8 @@ class Connection:
 
 async def establish(
     route: Route,
-    ssl_context: ssl.SSLContext,
-    proxy_ssl_context: ssl.SSLContext,
+    ssl_context: ssl.SSLContext | None,
+    proxy_ssl_context: ssl.SSLContext | None,
     *,
     tls_session: ssl.SSLSession | None,
     limit: float,
@@ -162,8 +162,8 @@ async def establish(
 
 async def _establish(
     route: Route,
-    ssl_context: ssl.SSLContext,
-    proxy_ssl_context: ssl.SSLContext,
+    ssl_context: ssl.SSLContext | None,
+    proxy_ssl_context: ssl.SSLContext | None,
     tls_session: ssl.SSLSession | None,
     timings: ConnectTimings,
     stage: list[str],
@@ -183,7 +183,8 @@ async def _establish(
         if proxy is not None:
             if proxy.is_tls:
                 stage[0] = f"the TLS handshake with {route.first_hop}"
-                stream = await start_tls(stream, proxy.host, proxy_ssl_context, peer="proxy")
+                context = proxy_ssl_context or default_ssl_context()
+                stream = await start_tls(stream, proxy.host, context, peer="proxy")
             if route.mode == "socks":
                 stage[0] = f"the SOCKS5 handshake with {route.first_hop}"
                 stream = await _open_socks(stream, route)
@@ -195,7 +196,8 @@ async def _establish(
         tls: TLSStream | None = None
         if target.is_tls:
             stage[0] = f"the TLS handshake with {_where(target.host, target.port)}"
-            tls = await start_tls(stream, target.host, ssl_context, session=tls_session)
+            context = ssl_context or default_ssl_context()
+            tls = await start_tls(stream, target.host, context, session=tls_session)
             stream = tls
             timings.tls = time.perf_counter()
     except BaseException:

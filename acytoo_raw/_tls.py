@@ -13,18 +13,35 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
+from functools import cache
 from typing import TypeVar
 
 import anyio
 from anyio.abc import ByteStream
 
-__all__ = ["EndWithoutCloseNotify", "TLSStream", "close_stream", "receive_nowait"]
+__all__ = [
+    "EndWithoutCloseNotify",
+    "TLSStream",
+    "close_stream",
+    "default_ssl_context",
+    "receive_nowait",
+]
 
 # One TLS record carries at most 16 KiB of plaintext; asking for more per read
 # only allocates a larger buffer that SSL_read never fills.
 _TLS_READ_SIZE = 16 * 1024
 
 _T = TypeVar("_T")
+
+
+@cache
+def default_ssl_context() -> ssl.SSLContext:
+    """The system-trust verifying context, built once and only when first needed.
+
+    Building one loads the system's CA certificates (~30 ms): a plain-HTTP
+    request never pays for it, and a TLS one pays once per process.
+    """
+    return ssl.create_default_context()
 
 
 class EndWithoutCloseNotify(anyio.EndOfStream):
