@@ -22,8 +22,8 @@ A closed pipe exits 141 = 128 + SIGPIPE because that is what a shell reports
 for any Unix tool killed by SIGPIPE (``yes | head``), so scripts read it the
 same way. Python offers no convention of its own: the interpreter exits 120
 after an "Exception ignored" warning, the ``signal`` docs' "Note on SIGPIPE"
-exits 1, ``python -m json.tool`` exits 32 (EPIPE). We keep the docs' recipe
-(point the descriptor at ``/dev/null`` so the final flush stays quiet) with
+exits 1, ``python -m json.tool`` exits 32 (EPIPE). We follow the docs' recipe
+(descriptor 1 pointed at ``/dev/null``, so the final flush stays quiet) with
 the shell's number.
 
 No traceback is ever printed unless ``ACYTOO_RAW_DEBUG=1`` is set; then the
@@ -38,13 +38,16 @@ import argparse
 import importlib
 import math
 import os
+import signal
 import ssl
 import statistics
 import sys
+import threading
 import time
 import traceback
 from collections.abc import AsyncGenerator, Iterator, Sequence
-from contextlib import aclosing, suppress
+from contextlib import aclosing, contextmanager, suppress
+from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
 from typing import NoReturn
@@ -122,12 +125,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
     out = _Output()
     try:
-        args = _parse(argv)
-        anyio.run(partial(args.handler, args, out), backend=args.backend)
+        with _sigint_held() as gate:
+            args = _parse(argv)
+            anyio.run(partial(_run, args, out, gate), backend=args.backend)
         status = EXIT_OK
     except BaseException as exc:  # Every way out, Ctrl-C and argparse's exits too, gets a status.
         status = _exit_status(exc, out)
     return _flush_stdout(status)
+
+
+async def _run(args: argparse.Namespace, out: _Output, gate: _SigintGate) -> None:
+    gate.open()  # The loop is up and handles Ctrl-C itself, as a cancellation.
+    try:
+        await args.handler(args, out)
+    finally:
+        gate.close()  # Held again while the loop is taken down.
+
+
+@dataclass(frozen=True, slots=True)
+class _SigintGate:
+    """Ctrl-C (SIGINT) held back, or let through, on this thread.
+
+    A KeyboardInterrupt that lands in an import or in building or closing an
+    event loop leaves files, sockets or the loop itself unclosed
+    (ResourceWarnings at exit). Held back there, the signal waits; it reaches
+    the loop once that runs, or surfaces as KeyboardInterrupt when the gate
+    opens for good.
+    """
+
+    # False off the main thread, where signals cannot be blocked (Windows), and when
+    # SIGINT was blocked already (its owner decides when it comes through).
+    active: bool
+
+    def open(self) -> None:
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+    def close(self) -> None:
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+@contextmanager
+def _sigint_held() -> Iterator[_SigintGate]:
+    """Hold Ctrl-C back for the block (see :class:`_SigintGate`); let it through at the end."""
+    active = (
+        hasattr(signal, "pthread_sigmask")
+        and threading.current_thread() is threading.main_thread()
+        and signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    )
+    gate = _SigintGate(active)
+    gate.close()
+    try:
+        yield gate
+    finally:
+        gate.open()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -308,8 +360,10 @@ class _Output:
     process started with descriptor 1 closed, and tests swap it.
     """
 
-    def __init__(self) -> None:
-        self.line_open = False  # Text was written since the last newline.
+    # Text was written since the last newline. A class default rather than an __init__:
+    # main() builds this before its try, and no Python frame there means no place for
+    # a Ctrl-C to land outside it.
+    line_open = False
 
     def check_open(self) -> None:
         """Refuse to start (connect, stream) when there is nowhere to write the answer."""
@@ -322,13 +376,14 @@ class _Output:
             return
         # Open before writing: Ctrl-C on trio can land between the write and the line
         # after it, and an extra newline beats a missing one.
-        self.line_open = True
+        was_open, self.line_open = self.line_open, True
         try:
             sys.stdout.write(text)
             sys.stdout.flush()
         except BrokenPipeError as exc:
             raise _OutputClosed from exc
         except UnicodeEncodeError as exc:
+            self.line_open = was_open  # Refused before anything was written.
             raise _OutputFailed(
                 f"cannot write the answer to standard output: {exc} (set PYTHONIOENCODING=utf-8)"
             ) from exc
@@ -549,7 +604,9 @@ def _flush_stdout(status: int) -> int:
 def _silence_stdout() -> None:
     """Point descriptor 1 at /dev/null so the interpreter's final flush cannot fail again.
 
-    The recipe of Python's ``signal`` docs ("Note on SIGPIPE"). Skipped when
+    A failed flush keeps its buffer, and Python flushes stdout once more at
+    exit: "Exception ignored ... BrokenPipeError" and status 120. This is the
+    recipe of Python's ``signal`` docs ("Note on SIGPIPE"). Skipped when
     ``sys.stdout`` has no descriptor (tests capture it in memory).
     """
     if sys.stdout is None:

@@ -58,15 +58,24 @@ CONTROL = {
     "\u2029",
 }
 CLI = [sys.executable, "-m", "acytoo_raw"]
-# Imports the CLI, says so on stdout, then runs it: Ctrl-C after that line lands in main().
-STARTED_CLI = (
-    "import sys, acytoo_raw.__main__ as cli; print('imported', flush=True); "
-    "sys.exit(cli.main(sys.argv[1:]))"
-)
+# Runs the CLI and says "started" on stdout from inside main(): a Ctrl-C after that line
+# lands in main()'s hands, not in the imports before it (Python's own traceback).
+STARTED_CLI = """
+import sys, acytoo_raw.__main__ as cli
+parse = cli._parse
+def started(argv):
+    print("started", flush=True)
+    return parse(argv)
+cli._parse = started
+sys.exit(cli.main(sys.argv[1:]))
+"""
 
 
 def child_env(**extra: str) -> dict[str, str]:
     env = {**os.environ, "PYTHONWARNINGS": "error", **extra}
+    # Buffered stdout, as users have it: a failed flush then keeps its buffer for the
+    # interpreter's last flush at exit, which must not fail again.
+    env.pop("PYTHONUNBUFFERED", None)
     env.pop("ACYTOO_RAW_DEBUG", None)
     env.pop("ACYTOO_BASE_URL", None)
     return env
@@ -443,15 +452,17 @@ def test_unreadable_cafile_names_the_file() -> None:
 # --- standard output: closed, broken pipe, full, Ctrl-C ------------------------------------
 
 
-def test_closed_stdout_is_one_line_before_connecting() -> None:
-    with threaded_server() as base:
-        result = subprocess.run(
-            ["sh", "-c", 'exec "$@" >&-', "sh", *CLI, "chat", "hi", "--base-url", base],
-            capture_output=True,
-            text=True,
-            timeout=BOUND,
-            env=child_env(),
-        )
+@pytest.mark.parametrize("command", ["chat", "demo"])
+def test_closed_stdout_is_one_line_before_connecting(command: str) -> None:
+    # A refused port: had chat connected first, the line would be a ConnectError.
+    args = ["chat", "hi", "--base-url", "http://127.0.0.1:1"] if command == "chat" else ["demo"]
+    result = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", *CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+        env=child_env(),
+    )
     assert result.returncode == EXIT_ERROR
     assert_one_error_line(result.stderr, "acytoo-raw: standard output is closed")
 
@@ -494,6 +505,15 @@ def test_reader_closing_the_pipe_ends_quietly_with_141(command: str) -> None:
     assert lines == []  # No "Broken pipe", no "Exception ignored".
 
 
+@pytest.mark.parametrize("option", ["--help", "--version"])
+def test_help_into_a_closed_pipe_ends_quietly_with_141(option: str) -> None:
+    with child(*CLI, option) as process:
+        assert process.stdout is not None
+        process.stdout.close()  # Before the child writes: its flush meets EPIPE.
+        _, err = finish(process)
+    assert (process.returncode, err) == (EXIT_BROKEN_PIPE, "")
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_full_disk_on_stdout_is_one_line() -> None:
     with threaded_server() as base, open("/dev/full", "wb") as full:
@@ -509,16 +529,23 @@ def test_full_disk_on_stdout_is_one_line() -> None:
     assert_one_error_line(result.stderr, "acytoo-raw: cannot write to standard output: ")
 
 
-def test_unencodable_answer_is_one_line() -> None:
-    with threaded_server() as base:
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("snow ☃", b"snow \n"),  # The open line is finished.
+        ("☃ snow", b""),  # Refused before a byte was written: no stray newline.
+    ],
+)
+def test_unencodable_answer_is_one_line(message: str, shown: bytes) -> None:
+    with threaded_server(delay=0.2) as base:  # The two words arrive apart.
         result = subprocess.run(
-            [*CLI, "chat", "snow ☃", "--base-url", base, "--no-proxy"],
+            [*CLI, "chat", message, "--base-url", base, "--no-proxy"],
             capture_output=True,
             timeout=BOUND,
             env=child_env(PYTHONIOENCODING="ascii"),
         )
     assert result.returncode == EXIT_ERROR
-    assert result.stdout == b"snow \n"  # The open line is still finished.
+    assert result.stdout == shown
     assert_one_error_line(result.stderr.decode(), "acytoo-raw: cannot write the answer")
     assert b"PYTHONIOENCODING=utf-8" in result.stderr
 
@@ -541,17 +568,20 @@ def test_ctrl_c_mid_stream_finishes_the_line_and_exits_130(backend: str) -> None
     assert err == ""
 
 
+@pytest.mark.parametrize("command", ["serve", "demo"])
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-@pytest.mark.parametrize("delay", [0.0, 0.02, 0.1])
-def test_ctrl_c_during_serve_start_up_exits_130(backend: str, delay: float) -> None:
-    args = ["--backend", backend, "serve", "--port", "0"]
-    with child(sys.executable, "-c", STARTED_CLI, *args) as server:
-        assert read_at_least(server, len(b"imported\n")) == b"imported\n"
-        time.sleep(delay)  # Parsing, importing trio, starting the loop, binding.
-        server.send_signal(signal.SIGINT)
-        _, err = finish(server)
-    assert server.returncode == EXIT_INTERRUPTED, err
-    assert all(line.startswith("serving http://") for line in err.splitlines()), err
+@pytest.mark.parametrize("delay", [0.0, 0.01, 0.05])
+def test_ctrl_c_during_start_up_exits_130(command: str, backend: str, delay: float) -> None:
+    args = ["--backend", backend, command, *(["--port", "0"] if command == "serve" else [])]
+    with child(sys.executable, "-c", STARTED_CLI, *args) as process:
+        assert read_at_least(process, len(b"started\n")).startswith(b"started\n")
+        time.sleep(delay)  # Parsing, importing trio, building the loop, binding.
+        process.send_signal(signal.SIGINT)
+        _, err = finish(process)
+    assert process.returncode == EXIT_INTERRUPTED, err
+    # What start-up says, and nothing else: no traceback, no unclosed-loop warning.
+    for line in err.splitlines():
+        assert line.startswith(("serving http://", "loopback server at http://")), err
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -569,6 +599,63 @@ def test_ctrl_c_while_chat_connects_to_a_stalled_peer_exits_130(backend: str) ->
                 out, err = finish(process)
     assert process.returncode == EXIT_INTERRUPTED, err
     assert (out, err) == (b"", "")
+
+
+class InterruptedStdout:
+    """Standard output where Ctrl-C lands right after the first piece went out."""
+
+    def __init__(self) -> None:
+        self.written = ""
+        self.interrupted = False
+
+    def write(self, text: str) -> int:
+        self.written += text
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_ctrl_c_right_after_a_write_still_finishes_the_line(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stdout = InterruptedStdout()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    with threaded_server() as base:
+        status = main(["--backend", backend, "chat", "hello", "--base-url", base, "--no-proxy"])
+    assert (status, stdout.written) == (EXIT_INTERRUPTED, "hello\n")
+
+
+def sigint_blocked() -> bool:
+    return signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, ())
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_ctrl_c_is_held_back_until_the_loop_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: dict[str, bool] = {}
+    parse, completion = cli._parse, cli._completion
+
+    def recording_parse(argv: list[str]) -> argparse.Namespace:
+        seen["parse"] = sigint_blocked()  # Imports (trio) and checks: held.
+        return parse(argv)
+
+    def recording_completion(args: argparse.Namespace) -> object:
+        seen["loop"] = sigint_blocked()  # The loop handles Ctrl-C itself: let through.
+        return completion(args)
+
+    monkeypatch.setattr(cli, "_parse", recording_parse)
+    monkeypatch.setattr(cli, "_completion", recording_completion)
+    assert not sigint_blocked()
+    with threaded_server() as base:
+        assert main(["chat", "hi", "--base-url", base, "--no-proxy"]) == 0
+    assert seen == {"parse": True, "loop": False}
+    assert not sigint_blocked()  # Let through again at the end.
+    assert capsys.readouterr().out == "hi\n"
 
 
 CTRL_C_DURING_CREATE_COMPLETION = """
