@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import CancelledError, Future
 from contextlib import AbstractContextManager, aclosing, suppress
@@ -31,6 +32,8 @@ _DONE: Final = _Done()
 
 _shared: tuple[BlockingPortal, AbstractContextManager[BlockingPortal]] | None = None
 _shared_lock = threading.Lock()
+# Clients bound to the shared loop: closed there before it stops at exit.
+_bound: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
 async def _next_or_done(agen: AsyncGenerator[str, None]) -> str | _Done:
@@ -62,7 +65,10 @@ def _stop_shared() -> None:
     global _shared
     with _shared_lock:
         if _shared is not None:
-            _, manager = _shared
+            portal, manager = _shared
+            for client in list(_bound):
+                with suppress(Exception):
+                    portal.call(client.aclose)
             _shared = None
             manager.__exit__(None, None, None)
 
@@ -80,6 +86,7 @@ def iterate_blocking(
     if client is not None:
         portal = shared_portal()
         client.bind_to_portal(portal)
+        _bound.add(client)
         yield from _iterate(portal, agen, stream)
         return
     with start_blocking_portal() as portal:

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 import h11
 
 from ._connection import Connection, ConnectTimings, Route, establish
@@ -60,6 +61,10 @@ __all__ = [
 ]
 
 _INFINITY = float("inf")
+
+# TLS sessions kept for resumption, one per origin: a bound on a client that
+# talks to many hosts.
+_MAX_TLS_SESSIONS = 100
 
 # A one-shot call keeps nothing: its single connection closes at the end.
 _ONE_SHOT_LIMITS = Limits(max_connections=1, max_keepalive=0)
@@ -157,6 +162,8 @@ class Client:
         self._tls_sessions: dict[object, ssl.SSLSession] = {}
         self._closed = False
         self._portal: BlockingPortal | None = None  # Set when blocking calls drive it.
+        self._loop: object | None = None  # The event loop it first ran on.
+        self._connecting: set[anyio.CancelScope] = set()  # Connections being made.
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self._pool.open_connections} open"
@@ -174,8 +181,15 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every connection; the client refuses requests from now on."""
+        """Close every connection; the client refuses requests from now on.
+
+        Requests waiting for a slot or still connecting fail with
+        :class:`LocalProtocolError`; ones reading a body fail as for a
+        connection the server closed.
+        """
         self._closed = True
+        for scope in list(self._connecting):
+            scope.cancel()
         self._pool.close()
         self._tls_sessions.clear()
 
@@ -186,6 +200,8 @@ class Client:
             LocalProtocolError: the client was not handed to a blocking call;
                 close it with ``await client.aclose()`` in its event loop.
         """
+        if self._closed:  # Also after the shared loop closed it at exit.
+            return
         if self._portal is None:
             raise LocalProtocolError(
                 "close() is for a Client used by create_completion; use await client.aclose()"
@@ -230,6 +246,7 @@ class Client:
             raise LocalProtocolError("this Client is closed; create a new one")
         request, reader_state, data = self._prepare(url, method, json, content, headers)
         limits = self._timeout if timeout is None else Timeout.of(timeout)
+        self._check_loop()
         now = anyio.current_time()
         deadline = now + limits.total if limits.total is not None else _INFINITY
         connection, reader, head = await self._start(
@@ -249,14 +266,18 @@ class Client:
             timings,
             _error_body_seconds(limits, deadline),
         )
-        reusable = False
+        cancelled = False
         try:
             yield response
-            await response.aclose_iterators()
-            reusable = reader.reusable
+        except anyio.get_cancelled_exc_class():
+            cancelled = True
+            raise
         finally:
-            if not reusable:
-                await _close_quietly(response)
+            await _close_quietly(response)
+            # A clean exchange keeps its connection even when the caller's own
+            # code raised afterwards (an HTTPStatusError after reading a small
+            # error body): the reader alone knows whether the bytes were clean.
+            reusable = reader.reusable and not cancelled
             self._pool.release(connection, reusable=reusable, expiry=self._expiry(response.headers))
 
     async def _start(
@@ -268,64 +289,98 @@ class Client:
         deadline: float,
         timings: Timings,
     ) -> tuple[Connection, ResponseReader, h11.Response]:
-        """Get a connection, send, read the head; replay once on a stale reused connection."""
+        """Get a connection, send, read the head; replay once on a stale reused connection.
+
+        The replay goes out on a new connection opened in the same slot, so
+        it never queues behind later requests.
+        """
+        connection = await self._acquire(request.route, limits, deadline, timings)
         for attempt in (1, 2):
-            connection = await self._connect(request.route, limits, deadline, timings, attempt)
             reader = ResponseReader(connection.stream, reader_state, request.method.encode())
+            encrypted_before = connection.tls_bytes_received
             try:
                 head = await _exchange(connection, data, reader, limits, deadline, timings)
             except BaseException as exc:
-                self._pool.release(connection, reusable=False)
+                unanswered = (
+                    not reader.received_any
+                    and connection.tls_bytes_received == encrypted_before
+                )
                 stale = (
                     timings.reused
                     and attempt == 1
                     and self._replay
-                    and not reader.received_any
+                    and unanswered
                     and isinstance(exc, RemoteProtocolError)
                 )
                 if not stale:
+                    self._pool.release(connection, reusable=False)
                     raise
+                self._pool.discard(connection)  # Its slot stays ours for the replay.
                 reader_state = request.build()[0]  # A fresh h11 state for the replay.
+                connection = await self._open_in_slot(request.route, limits, deadline, timings)
                 continue
             timings.mark("head")
-            session = connection.tls_session()
-            if session is not None:
-                self._tls_sessions[request.route.key] = session
+            if not timings.reused and connection.tls is not None and not self._closed:
+                # Once per connection, after its first response bytes (a session
+                # taken before them has no ticket): reading it copies the whole
+                # session, certificates and all (~0.3 ms).
+                session = connection.tls_session()
+                if session is not None:
+                    self._remember_session(request.route.key, session)
             return connection, reader, head
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _connect(
-        self, route: Route, limits: Timeout, deadline: float, timings: Timings, attempt: int
+    async def _acquire(
+        self, route: Route, limits: Timeout, deadline: float, timings: Timings
     ) -> Connection:
+        """An idle connection for ``route``, or a new one in a free slot."""
         pool_limit = limits.pool
         left = deadline - anyio.current_time()
         if left < (pool_limit if pool_limit is not None else _INFINITY):
             with anyio.move_on_after(left) as scope:
-                connection = await self._pool.acquire(route.key, None, fresh=attempt > 1)
+                connection = await self._pool.acquire(route.key, None)
             if scope.cancelled_caught:
                 raise TotalTimeout("the request's total timeout ran out waiting for a connection")
         else:
-            connection = await self._pool.acquire(route.key, pool_limit, fresh=attempt > 1)
+            connection = await self._pool.acquire(route.key, pool_limit)
         timings.mark("queued")
         if connection is not None:
             timings.reused = True
             timings.tls_resumed = False
             return connection
+        return await self._open_in_slot(route, limits, deadline, timings)
+
+    async def _open_in_slot(
+        self, route: Route, limits: Timeout, deadline: float, timings: Timings
+    ) -> Connection:
+        """Establish a connection in a slot this request holds; the slot is freed on failure."""
         timings.reused = False
         phases = ConnectTimings()
         try:
-            connection = await establish(
-                route,
-                self._ssl_context,
-                self._proxy_ssl_context,
-                tls_session=self._tls_sessions.get(route.key) if route.target.is_tls else None,
-                limit=min(_seconds(limits.connect), deadline - anyio.current_time()),
-                connect_limit=limits.connect,
-                timings=phases,
-            )
+            # aclose() cancels this scope: a connection being made is not in
+            # the pool's lists yet, and must not outlive the client.
+            with anyio.CancelScope() as scope:
+                self._connecting.add(scope)
+                try:
+                    connection: Connection | None = await establish(
+                        route,
+                        self._ssl_context,
+                        self._proxy_ssl_context,
+                        tls_session=self._tls_sessions.get(route.key),
+                        limit=min(_seconds(limits.connect), deadline - anyio.current_time()),
+                        connect_limit=limits.connect,
+                        timings=phases,
+                    )
+                finally:
+                    self._connecting.discard(scope)
+            if scope.cancelled_caught or self._closed:
+                if not scope.cancelled_caught and connection is not None:
+                    connection.close()
+                raise LocalProtocolError("this Client was closed while connecting")
         except BaseException:
             self._pool.release_slot()
             raise
+        assert connection is not None
         self._pool.track(connection)
         for name in ("connected", "tunnel", "tls"):
             at = getattr(phases, name)
@@ -333,6 +388,27 @@ class Client:
                 timings.mark(name, at)
         timings.tls_resumed = connection.tls_resumed
         return connection
+
+    def _remember_session(self, key: object, session: ssl.SSLSession) -> None:
+        sessions = self._tls_sessions
+        sessions.pop(key, None)
+        sessions[key] = session  # Most recent last; the oldest goes past the bound.
+        if len(sessions) > _MAX_TLS_SESSIONS:
+            del sessions[next(iter(sessions))]
+
+    def _check_loop(self) -> None:
+        """A client belongs to the event loop it first ran on; refuse any other, typed."""
+        try:
+            token = anyio.lowlevel.current_token()
+        except Exception as exc:  # pragma: no cover - no loop: anyio said why
+            raise LocalProtocolError(f"a Client runs inside an event loop: {exc}") from exc
+        if self._loop is None:
+            self._loop = token
+        elif self._loop != token:
+            raise LocalProtocolError(
+                "this Client belongs to another event loop (a Client, and its pooled "
+                "connections, can't move between loops); create one per loop"
+            )
 
     def _prepare(
         self,

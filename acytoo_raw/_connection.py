@@ -110,6 +110,11 @@ class Connection:
     def tls_resumed(self) -> bool:
         return self.tls is not None and self.tls.ssl_object.session_reused
 
+    @property
+    def tls_bytes_received(self) -> int:
+        """Encrypted bytes received from the origin so far (0 without TLS)."""
+        return self.tls.received if self.tls is not None else 0
+
     def tls_session(self) -> ssl.SSLSession | None:
         """The origin's TLS session if it can resume a later connection (it has a ticket)."""
         if self.tls is None:

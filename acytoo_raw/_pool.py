@@ -95,6 +95,10 @@ class Pool:
             self._forget(waiter)
             raise
         if waiter.granted:
+            if self._closed:  # Granted, then the pool closed before this task resumed.
+                if waiter.connection is not None:
+                    waiter.connection.close()
+                self._check_open()
             return self._hand_out(waiter.connection)
         self._forget(waiter)
         self._check_open()
@@ -114,7 +118,9 @@ class Pool:
         if waiter.granted:
             # Granted while being cancelled: give back what it was handed.
             waiter.granted = False
-            if self._closed:
+            if self._closed:  # close() could not see it: it was in neither list.
+                if waiter.connection is not None:
+                    waiter.connection.close()
                 return
             if waiter.connection is not None:
                 self._keep(waiter.connection, anyio.current_time())
@@ -137,13 +143,18 @@ class Pool:
             connection.close()
             return
         now = anyio.current_time()
-        if reusable and not self._closed and expiry > 0 and self._limits.max_keepalive > 0:
+        if reusable and expiry > 0 and self._limits.max_keepalive > 0:
             connection.expires_at = now + expiry
             self._keep(connection, now)
         else:
             connection.close()
             self._open -= 1
         self._serve_waiters()
+
+    def discard(self, connection: Connection) -> None:
+        """Close a busy connection but keep its slot: the caller opens a new one in it."""
+        self._busy.discard(connection)
+        connection.close()
 
     def release_slot(self) -> None:
         """Give back a slot whose connection could not be opened."""

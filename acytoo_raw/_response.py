@@ -22,6 +22,7 @@ __all__ = ["ERROR_BODY_LIMIT", "Response", "Timings"]
 ERROR_BODY_LIMIT = 64 * 1024
 
 _Piece = TypeVar("_Piece", bytes, str)
+_T = TypeVar("_T")
 
 _PHASES = ("queued", "connected", "tunnel", "tls", "sent", "head", "first_piece", "end")
 
@@ -188,40 +189,46 @@ class Response:
         return iterator
 
     async def _pieces(
-        self, convert: Callable[[bytes], _Piece], flush: Callable[[], _Piece] | None
+        self,
+        convert: Callable[[bytes], _Piece],
+        flush: Callable[[], _Piece] | None,
+        record: bool = True,
     ) -> AsyncGenerator[_Piece, None]:
         # One loop for bytes and text, so text costs no extra generator hop per piece.
         receive = self._reader.receive_body
         timings = self.timings
-        record = timings.pieces
         clock = time.perf_counter
-        first = timings.first_piece is None
+        first = record and timings.first_piece is None
+        every = record and timings.pieces is not None
         with translate_errors("read"):
             while True:
                 data = await receive()
                 if not data:
-                    timings.mark("end")
                     break
                 piece = convert(data)
                 if piece:
-                    if first or record is not None:
+                    if first or every:
                         self._record(clock())
                         first = False
                     yield piece
-        if flush is not None:
-            tail = flush()
-            if tail:
-                self._record(clock())
-                yield tail
+        tail = flush() if flush is not None else None
+        if tail and record:
+            self._record(clock())
+        timings.mark("end")  # After the decoder's tail: no piece is handed out later.
+        if tail:
+            yield tail
 
     async def _events(self) -> AsyncGenerator[ServerSentEvent, None]:
+        # Timings here are of events handed out, not of the bytes that carry
+        # them: a keep-alive comment is no first piece.
         decoder = SSEDecoder()
-        async with aclosing(self._pieces(_unchanged, None)) as pieces:
+        clock = time.perf_counter
+        async with aclosing(self._pieces(_unchanged, None, record=False)) as pieces:
             async for data in pieces:
                 for event in decoder.feed(data):
+                    self._record(clock())
                     yield event
-        for event in decoder.feed_eof():  # pragma: no cover - the decoder drops a cut event
-            yield event
+        decoder.feed_eof()  # An event cut off by the end is dropped, as the standard says.
 
     def _record(self, now: float) -> None:
         timings = self.timings
@@ -284,6 +291,3 @@ class Response:
         iterators, self._iterators = self._iterators, []
         for iterator in iterators:
             await iterator.aclose()
-
-
-_T = TypeVar("_T")

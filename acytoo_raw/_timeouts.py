@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ._exceptions import LocalProtocolError
+
 __all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "Limits", "Timeout"]
 
 
@@ -53,14 +55,20 @@ class Timeout:
         ``None`` gives the defaults; a number sets ``connect``, ``read``,
         ``write`` and ``pool`` to it and leaves ``total`` unlimited; a
         ``Timeout`` is used as it is.
+
+        Raises:
+            LocalProtocolError: anything else, or a negative or NaN number.
         """
         if value is None:
             return DEFAULT_TIMEOUT
         if isinstance(value, Timeout):
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"timeout must be a Timeout, a number or None, not {value!r}")
-        return cls(connect=value, read=value, write=value, total=None, pool=value)
+            raise LocalProtocolError(f"timeout must be a Timeout, a number or None, not {value!r}")
+        try:
+            return cls(connect=value, read=value, write=value, total=None, pool=value)
+        except ValueError as exc:
+            raise LocalProtocolError(str(exc).replace("Timeout.connect", "timeout")) from None
 
 
 DEFAULT_TIMEOUT = Timeout()

@@ -81,7 +81,7 @@ class TLSStream(ByteStream):
     as ``__cause__``) on a TLS failure.
     """
 
-    __slots__ = ("_incoming", "_outgoing", "_transport", "ssl_object")
+    __slots__ = ("_incoming", "_outgoing", "_transport", "received", "ssl_object")
 
     def __init__(
         self,
@@ -94,6 +94,9 @@ class TLSStream(ByteStream):
         self._incoming = incoming
         self._outgoing = outgoing
         self.ssl_object = ssl_object
+        # Encrypted bytes taken from the transport: any of them means the
+        # peer has started answering, even before they decrypt to anything.
+        self.received = 0
 
     @classmethod
     async def wrap(
@@ -133,6 +136,7 @@ class TLSStream(ByteStream):
                 except anyio.EndOfStream:
                     self._incoming.write_eof()
                     continue  # The operation now fails with the right SSL error.
+                self.received += len(data)
                 self._incoming.write(data)
                 continue
             await self._flush()
@@ -155,6 +159,7 @@ class TLSStream(ByteStream):
                     chunk = await self._transport.receive()
                 except anyio.EndOfStream:
                     raise EndWithoutCloseNotify from None
+                self.received += len(chunk)
                 self._incoming.write(chunk)
                 continue
             except ssl.SSLZeroReturnError:
@@ -175,6 +180,7 @@ class TLSStream(ByteStream):
                 chunk = receive_nowait(self._transport)
                 if not chunk:
                     return chunk  # None: nothing more for now; b"": the peer closed.
+                self.received += len(chunk)
                 self._incoming.write(chunk)
                 continue
             except ssl.SSLZeroReturnError:

@@ -578,3 +578,195 @@ async def test_unused_reader_in_read_request_is_fine() -> None:
     async with scripted_server(lambda log: echo) as (base, _), Client(base_url=base) as client:
         body, _ = await fetch(client, "/path?q=1")
     assert body == b"/path?q=1"
+
+
+# --- found in review: each of these failed before its fix ----------------------------
+
+
+@pytest.mark.parametrize("cancel_waiter", [True, False])
+async def test_aclose_while_a_granted_waiter_has_not_resumed_leaks_nothing(
+    cancel_waiter: bool,
+) -> None:
+    outcome: list[object] = []
+    async with keepalive_server(lambda c, i, r: ok()) as (base, log):
+        client = Client(base_url=base, limits=Limits(max_connections=1))
+        waiter_scope = anyio.CancelScope()
+
+        async def waiter() -> None:
+            with waiter_scope:
+                try:
+                    await fetch(client, "/waiter")
+                    outcome.append("sent")
+                except LocalProtocolError as exc:
+                    outcome.append(exc)
+
+        with anyio.fail_after(BOUND):
+            async with anyio.create_task_group() as tg:
+                async with client.open_stream("/holder") as r:
+                    await r.aread()
+                    tg.start_soon(waiter)
+                    await anyio.sleep(0.05)  # Queued for the one slot.
+                    if cancel_waiter:
+                        waiter_scope.cancel()
+                # The block handed the connection to the waiter, which has not run yet.
+                await client.aclose()
+        assert client._pool.open_connections == 0
+    assert [path for _, path in log.served if b"/waiter" in path] == []
+    if not cancel_waiter:
+        assert isinstance(outcome[0], LocalProtocolError)
+
+
+async def test_a_replay_keeps_its_slot_instead_of_queueing_again() -> None:
+    def respond(conn: int, index: int, request: bytes) -> list[bytes | float | object]:
+        if conn == 1 and index == 1:
+            return [CLOSE]
+        return ok()
+
+    async with keepalive_server(respond) as (base, _):
+        async with Client(base_url=base, limits=Limits(max_connections=1)) as client:
+            await fetch(client, "/a")
+            results: list[bytes] = []
+
+            async def later() -> None:
+                body, _ = await fetch(client, "/c", timeout=Timeout(pool=5))
+                results.append(body)
+
+            async with anyio.create_task_group() as tg:
+                async with client.open_stream("/b", timeout=Timeout(pool=0.2)) as r:
+                    tg.start_soon(later)  # Waits for the slot /b holds, even while it replays.
+                    await anyio.sleep(0.3)
+                    assert await r.aread() == b"ok"
+    assert results == [b"ok"]
+
+
+async def test_aclose_stops_a_request_that_is_still_connecting(
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    async def stall(stream: anyio.abc.ByteStream) -> None:
+        await wait_for_close(stream)
+
+    async with scripted_server(lambda log: stall) as (base, _):
+        client = Client(
+            base_url=base.replace("http://", "https://"),
+            ssl_context=client_ssl_context,
+            timeout=Timeout(connect=None),
+        )
+        failures: list[BaseException] = []
+
+        async def request() -> None:
+            try:
+                await fetch(client, "/x")
+            except LocalProtocolError as exc:
+                failures.append(exc)
+
+        with anyio.fail_after(BOUND):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(request)
+                await anyio.sleep(0.1)  # Stuck in the TLS handshake.
+                await client.aclose()
+    assert len(failures) == 1
+    assert "closed while connecting" in str(failures[0])
+
+
+async def test_an_error_status_read_to_its_end_keeps_the_connection() -> None:
+    def respond(conn: int, index: int, request: bytes) -> list[bytes | float | object]:
+        return [response(b"slow down", status=b"429 Too Many Requests")]
+
+    async with keepalive_server(respond) as (base, log):
+        async with Client(base_url=base) as client:
+            for _ in range(3):
+                with pytest.raises(acytoo_raw.HTTPStatusError), anyio.fail_after(BOUND):
+                    async with aclosing(client.stream_text("/x")) as pieces:
+                        async for _ in pieces:
+                            pass
+    assert log.connections == 1
+
+
+def test_a_client_refuses_a_second_event_loop_typed() -> None:
+    async def use(client: Client, base: str) -> bytes:
+        async with client.open_stream(base) as r:
+            return await r.aread()
+
+    async def run_both() -> None:
+        async with keepalive_server(lambda c, i, r: ok()) as (base, _):
+            client = Client()
+            assert await use(client, base) == b"ok"
+
+            def second_loop() -> None:
+                with pytest.raises(LocalProtocolError, match="another event loop"):
+                    anyio.run(use, client, base)
+
+            await anyio.to_thread.run_sync(second_loop)
+            await client.aclose()
+
+    anyio.run(run_both)
+
+
+async def test_no_replay_once_encrypted_answer_bytes_came(
+    server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    # The answer's TLS record is cut after 20 bytes: no plaintext arrived, but
+    # the server has answered, so the POST must not run twice.
+    executed: list[bytes] = []
+
+    async def tls_peer(stream: anyio.abc.ByteStream) -> None:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = server_ssl_context.wrap_bio(incoming, outgoing, server_side=True)
+
+        async def pump() -> None:
+            if outgoing.pending:
+                await stream.send(outgoing.read())
+            incoming.write(await stream.receive())
+
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await pump()
+        await stream.send(outgoing.read())
+        for index in range(2):
+            request = b""
+            while b"\r\n\r\n" not in request:
+                try:
+                    request += tls.read(65536)
+                except ssl.SSLWantReadError:
+                    await pump()
+            executed.append(request.split(b"\r\n")[0])
+            tls.write(response(b"ok"))
+            record = outgoing.read()
+            if index == 1:
+                await stream.send(record[:20])
+                return
+            await stream.send(record)
+
+    async with scripted_server(lambda log: tls_peer) as (base, _):
+        url = base.replace("http://", "https://")
+        async with Client(base_url=url, ssl_context=client_ssl_context) as client:
+            await fetch(client, "/order", json={"n": 1})
+            with pytest.raises(RemoteProtocolError):
+                await fetch(client, "/order", json={"n": 2})
+    assert len(executed) == 2
+
+
+async def test_timings_end_after_the_last_text_piece_and_events_time_events() -> None:
+    def respond(conn: int, index: int, request: bytes) -> list[bytes | float | object]:
+        if b"/text" in request:  # A cut UTF-8 character: the decoder's tail comes last.
+            return [response(b"ab\xe2\x82", headers=(b"content-type: text/plain",))]
+        body = b": keep-alive\n\n"
+        return [chunked_head(), chunk(body), 0.1, chunk(b"data: x\n\n"), LAST_CHUNK]
+
+    async with keepalive_server(respond) as (base, _):
+        async with Client(base_url=base) as client:
+            with anyio.fail_after(BOUND):
+                async with client.open_stream("/text", record_pieces=True) as r:
+                    assert [t async for t in r.aiter_text()] == ["ab", "\ufffd"]
+                text = r.timings
+                async with client.open_stream("/events", record_pieces=True) as r:
+                    assert [e.data async for e in r.aiter_events()] == ["x"]
+                events = r.timings
+    assert text.pieces is not None and text.end is not None
+    assert text.end >= text.pieces[-1]
+    assert events.pieces is not None and len(events.pieces) == 1
+    assert events.first_piece == events.pieces[0]
+    assert events.first_piece is not None and events.first_piece >= 0.1  # Not the comment.

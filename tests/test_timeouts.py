@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from acytoo_raw._exceptions import LocalProtocolError
 from acytoo_raw._timeouts import DEFAULT_TIMEOUT, Timeout
 
 PHASES = ("connect", "read", "write", "total")
@@ -70,14 +71,15 @@ def test_bool_or_non_number_phase_is_refused_with_type_error_naming_it(
 
 
 @pytest.mark.parametrize("bad", [-1, -0.5, math.nan])
-def test_of_negative_or_nan_number_raises_value_error(bad: float) -> None:
-    with pytest.raises(ValueError, match="must be >= 0"):
+def test_of_negative_or_nan_number_is_local_protocol_error(bad: float) -> None:
+    # timeout= of a call: refused typed (LocalProtocolError is also a ValueError).
+    with pytest.raises(LocalProtocolError, match="timeout must be >= 0"):
         Timeout.of(bad)
 
 
 @pytest.mark.parametrize("bad", [True, False, "5", b"5", {"connect": 1}, [1]])
-def test_of_bool_or_non_number_raises_type_error(bad: object) -> None:
-    with pytest.raises(TypeError, match="timeout must be"):
+def test_of_bool_or_non_number_is_local_protocol_error(bad: object) -> None:
+    with pytest.raises(LocalProtocolError, match="timeout must be"):
         Timeout.of(bad)  # type: ignore[arg-type]
 
 
