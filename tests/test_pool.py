@@ -674,11 +674,15 @@ async def test_an_error_status_read_to_its_end_keeps_the_connection() -> None:
 
     async with keepalive_server(respond) as (base, log):
         async with Client(base_url=base) as client:
-            for _ in range(3):
-                with pytest.raises(acytoo_raw.HTTPStatusError), anyio.fail_after(BOUND):
+            async def read_all() -> None:
+                with anyio.fail_after(BOUND):
                     async with aclosing(client.stream_text("/x")) as pieces:
                         async for _ in pieces:
                             pass
+
+            for _ in range(3):
+                with pytest.raises(acytoo_raw.HTTPStatusError):
+                    await read_all()
     assert log.connections == 1
 
 
@@ -765,8 +769,11 @@ async def test_timings_end_after_the_last_text_piece_and_events_time_events() ->
                 async with client.open_stream("/events", record_pieces=True) as r:
                     assert [e.data async for e in r.aiter_events()] == ["x"]
                 events = r.timings
-    assert text.pieces is not None and text.end is not None
+    assert text.pieces is not None
+    assert text.end is not None
     assert text.end >= text.pieces[-1]
-    assert events.pieces is not None and len(events.pieces) == 1
+    assert events.pieces is not None
+    assert len(events.pieces) == 1
     assert events.first_piece == events.pieces[0]
-    assert events.first_piece is not None and events.first_piece >= 0.1  # Not the comment.
+    assert events.first_piece is not None
+    assert events.first_piece >= 0.1  # Not the keep-alive comment.
