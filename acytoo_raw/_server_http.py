@@ -57,6 +57,7 @@ _LINGER_BYTES = MAX_BODY_BYTES
 _MAX_MESSAGE_CHARS = 200
 # h11's own rule for the end of a head: the first blank line, CRLF or bare LF.
 _BLANK_LINE = re.compile(rb"\n\r?\n")
+_BODY_TOO_LARGE = f"request body larger than {MAX_BODY_BYTES} bytes"
 # Enough of a request line to see its target; only used to pick an error dialect.
 _TARGET_PEEK = 8 * 1024
 
@@ -74,6 +75,10 @@ class Timeouts:
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"{name}_timeout must be > 0, got {value!r}")
+
+
+class _TooLarge(Exception):
+    """The request body exceeds a limit; the message says which."""
 
 
 class ConnectionGone(Exception):
@@ -111,10 +116,8 @@ def _peek_openai(head: bytes | bytearray) -> bool:
 async def _receive_within(stream: ByteStream, timeout: float) -> bytes | None:
     """The next bytes (``b""`` at EOF), or None after ``timeout`` seconds of silence.
 
-    A module-level function on purpose: on trio a cancelled receive leaves a
-    reference cycle through its traceback (anyio's error conversion keeps the
-    exception in a frame of it). Only this frame joins that cycle, so the
-    connection's buffers are freed at once, not by a later cyclic collection.
+    A module-level function, so no frame of the connection is in the
+    traceback of a cancelled receive (see :func:`_forget_frames`).
     """
     if timeout <= 0:
         return None
@@ -123,15 +126,35 @@ async def _receive_within(stream: ByteStream, timeout: float) -> bytes | None:
             return await stream.receive(_RECEIVE_SIZE)
         except anyio.EndOfStream:
             return b""
+        except anyio.get_cancelled_exc_class() as exc:
+            _forget_frames(exc)
+            raise
     return None
 
 
 async def _send_within(stream: ByteStream, data: bytes, timeout: float) -> bool:
     """Send ``data``; False when the peer did not take it within ``timeout`` seconds."""
     with anyio.move_on_after(timeout):
-        await stream.send(data)
+        try:
+            await stream.send(data)
+        except anyio.get_cancelled_exc_class() as exc:
+            _forget_frames(exc)
+            raise
         return True
     return False
+
+
+def _forget_frames(exc: BaseException) -> None:
+    """Drop the frames below us from a cancellation on its way up.
+
+    On trio, anyio's socket error conversion re-raises the exception from a
+    frame that holds it in a local, so a cancelled receive or send leaves a
+    reference cycle (exception, traceback, frame) that only the cyclic
+    collector frees, and every frame in that traceback, with the objects its
+    locals point to, waits with it: thousands of dropped connections' worth.
+    A cancellation's traceback carries no information anyone reads.
+    """
+    exc.__traceback__ = None
 
 
 class HTTPConnection:
@@ -210,8 +233,11 @@ class HTTPConnection:
 
     async def read_framed(
         self, parser: ChunkedParser | ContentLengthParser, *, openai: bool
-    ) -> bytearray | None:
-        """Feed the body to ``parser`` until it is done; see :meth:`Exchange.read_body`."""
+    ) -> bytearray:
+        """Feed the body to ``parser`` until it is done; see :meth:`Exchange.read_body`.
+
+        Raises _TooLarge when the body or its framing exceeds the limits.
+        """
         deadline = anyio.current_time() + self._timeouts.body
         buf = self._buffer
         body = bytearray()
@@ -236,9 +262,11 @@ class HTTPConnection:
             except RemoteProtocolError as exc:
                 raise BadRequest(400, f"malformed request body: {exc}", openai=openai) from None
             if len(body) + len(out) > MAX_BODY_BYTES:
-                return None
+                raise _TooLarge(_BODY_TOO_LARGE)
             if wire > MAX_BODY_WIRE_BYTES and not parser.done:
-                return None
+                raise _TooLarge(
+                    f"chunked request body longer than {MAX_BODY_WIRE_BYTES} bytes on the wire"
+                )
             body += out
             if parser.error is not None:
                 raise BadRequest(400, f"malformed request body: {parser.error}", openai=openai)
@@ -257,19 +285,22 @@ class HTTPConnection:
         stream = self._stream
         with suppress(NotImplementedError, anyio.BrokenResourceError, OSError):
             await stream.send_eof()
-        with anyio.move_on_after(_LINGER_SECONDS):
-            drained = 0
-            while drained < _LINGER_BYTES:
-                try:
-                    drained += len(await stream.receive(_RECEIVE_SIZE))
-                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-                    return
+        deadline = anyio.current_time() + _LINGER_SECONDS
+        drained = 0
+        while drained < _LINGER_BYTES:
+            try:
+                data = await _receive_within(stream, deadline - anyio.current_time())
+            except (anyio.BrokenResourceError, OSError):
+                return
+            if not data:  # EOF or the linger time is up
+                return
+            drained += len(data)
 
 
 class Exchange:
     """One request and its response; ``keep_alive`` says whether another may follow."""
 
-    __slots__ = ("_conn", "_h11", "body_done", "request")
+    __slots__ = ("_conn", "_h11", "body_done", "request", "too_large")
 
     def __init__(
         self, conn: HTTPConnection, h11_conn: h11.Connection, request: h11.Request
@@ -278,6 +309,7 @@ class Exchange:
         self._h11 = h11_conn
         self.request = request
         self.body_done = False  # the whole request body has been read
+        self.too_large: str | None = None  # why read_body refused the body
 
     @property
     def openai(self) -> bool:
@@ -296,6 +328,8 @@ class Exchange:
     async def read_body(self, *, send_continue: bool) -> bytearray | None:
         """The whole request body; None when it exceeds the limits (then it is left unread).
 
+        ``too_large`` then says which limit, for the 413 reply.
+
         Raises:
             BadRequest: broken framing, or EOF before the end of the body (400).
             ConnectionGone: idle for ``idle`` seconds, or the body not complete
@@ -310,12 +344,17 @@ class Exchange:
             elif name == b"content-length":
                 length = int(value)
         if not chunked and length > MAX_BODY_BYTES:
+            self.too_large = _BODY_TOO_LARGE
             return None
         if send_continue and self.waiting_for_continue:
             await self.send(h11.InformationalResponse(status_code=100, headers=[]))
         parser = ChunkedParser() if chunked else ContentLengthParser(length)
-        body = await self._conn.read_framed(parser, openai=self.openai)
-        self.body_done = body is not None
+        try:
+            body = await self._conn.read_framed(parser, openai=self.openai)
+        except _TooLarge as exc:
+            self.too_large = str(exc)
+            return None
+        self.body_done = True
         return body
 
     async def send(self, *events: h11.Event) -> None:

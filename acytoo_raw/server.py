@@ -351,7 +351,7 @@ async def _answer(exchange: Exchange, config: _Config) -> None:
         allow = [(b"allow", b", ".join(methods))]
         await _send_error(exchange, 405, f"method not allowed: {shown}", allow)
     elif body is None:
-        await _send_error(exchange, 413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        await _send_error(exchange, 413, exchange.too_large or "request body too large")
     elif path == b"/api/completions":
         await _answer_acytoo(exchange, body, config)
     elif request.method == b"POST":
