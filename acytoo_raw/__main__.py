@@ -38,16 +38,12 @@ import argparse
 import importlib
 import math
 import os
-import signal
 import ssl
 import statistics
 import sys
-import threading
 import time
-import traceback
-from collections.abc import AsyncGenerator, Iterator, Sequence
-from contextlib import aclosing, contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from functools import partial
 from itertools import pairwise
 from typing import NoReturn
@@ -56,15 +52,22 @@ import anyio
 
 from . import __version__
 from ._cli_format import (
-    EXIT_BROKEN_PIPE,
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
+    DEBUG_VARIABLE,
     EXIT_OK,
     EXIT_USAGE,
+    PROG,
+    Failure,
+    Output,
+    SigintGate,
     describe_error,
+    error_text,
+    exit_status,
+    flush_stdout,
+    note,
     printable,
+    sigint_held,
 )
-from ._exceptions import AcytooError, ConnectError, ConnectTimeout, LocalProtocolError, TLSError
+from ._exceptions import ConnectError, ConnectTimeout, LocalProtocolError, TLSError
 from ._network import ssl_context_from_cafile
 from ._timeouts import Timeout
 from ._urls import check_base_url, parse_proxy_url
@@ -73,7 +76,6 @@ from .server import COMPLETIONS_PATH, serve, serve_forever
 
 __all__ = ["main"]
 
-PROG = "acytoo-raw"
 MODEL = "gpt-3.5-turbo"
 DEMO_PROMPT = (
     "Streaming piece by piece over a raw socket: anyio for TCP and TLS, h11 for HTTP/1.1, "
@@ -82,7 +84,6 @@ DEMO_PROMPT = (
 # Between two demo pieces: long enough to watch the stream, short enough to finish in ~1 s.
 DEMO_DELAY = 0.03
 BASE_URL_VARIABLE = "ACYTOO_BASE_URL"
-DEBUG_VARIABLE = "ACYTOO_RAW_DEBUG"
 EXAMPLE_BASE_URL = "http://127.0.0.1:8000"
 EXAMPLE_PROXY = "http://127.0.0.1:3128"
 TRIO_INSTALL = "pip install 'acytoo_raw[trio]'"
@@ -105,81 +106,29 @@ environment:
   {DEBUG_VARIABLE}=1  print the traceback of an error"""
 
 
-class _Failure(Exception):
-    """A runtime failure the CLI explains itself: the message is the whole line."""
-
-
-class _OutputFailed(_Failure):
-    """Standard output cannot be written (closed, disk full, unencodable text)."""
-
-
-class _OutputClosed(Exception):
-    """The reader of standard output went away (EPIPE): end quietly."""
-
-
 class _EncryptedKey(Exception):
     """Raised from the password callback: the server's private key is encrypted."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
-    out = _Output()
+    out = Output()
     try:
-        with _sigint_held() as gate:
+        with sigint_held() as gate:
             args = _parse(argv)
             anyio.run(partial(_run, args, out, gate), backend=args.backend)
         status = EXIT_OK
     except BaseException as exc:  # Every way out, Ctrl-C and argparse's exits too, gets a status.
-        status = _exit_status(exc, out)
-    return _flush_stdout(status)
+        status = exit_status(exc, out)
+    return flush_stdout(status)
 
 
-async def _run(args: argparse.Namespace, out: _Output, gate: _SigintGate) -> None:
+async def _run(args: argparse.Namespace, out: Output, gate: SigintGate) -> None:
     gate.open()  # The loop is up and handles Ctrl-C itself, as a cancellation.
     try:
         await args.handler(args, out)
     finally:
         gate.close()  # Held again while the loop is taken down.
-
-
-@dataclass(frozen=True, slots=True)
-class _SigintGate:
-    """Ctrl-C (SIGINT) held back, or let through, on this thread.
-
-    A KeyboardInterrupt that lands in an import or in building or closing an
-    event loop leaves files, sockets or the loop itself unclosed
-    (ResourceWarnings at exit). Held back there, the signal waits; it reaches
-    the loop once that runs, or surfaces as KeyboardInterrupt when the gate
-    opens for good.
-    """
-
-    # False off the main thread, where signals cannot be blocked (Windows), and when
-    # SIGINT was blocked already (its owner decides when it comes through).
-    active: bool
-
-    def open(self) -> None:
-        if self.active:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-    def close(self) -> None:
-        if self.active:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-
-
-@contextmanager
-def _sigint_held() -> Iterator[_SigintGate]:
-    """Hold Ctrl-C back for the block (see :class:`_SigintGate`); let it through at the end."""
-    active = (
-        hasattr(signal, "pthread_sigmask")
-        and threading.current_thread() is threading.main_thread()
-        and signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, ())
-    )
-    gate = _SigintGate(active)
-    gate.close()
-    try:
-        yield gate
-    finally:
-        gate.open()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -353,51 +302,6 @@ def _port(text: str) -> int:
     return value
 
 
-class _Output:
-    """Standard output for the answer: flushed per piece, failures typed, line state kept.
-
-    ``sys.stdout`` is looked up on every write: it is ``None`` when the
-    process started with descriptor 1 closed, and tests swap it.
-    """
-
-    # Text was written since the last newline. A class default rather than an __init__:
-    # main() builds this before its try, and no Python frame there means no place for
-    # a Ctrl-C to land outside it.
-    line_open = False
-
-    def check_open(self) -> None:
-        """Refuse to start (connect, stream) when there is nowhere to write the answer."""
-        if sys.stdout is None:
-            raise _OutputFailed("standard output is closed; redirect it (> answer.txt) instead")
-
-    def write(self, text: str) -> None:
-        self.check_open()
-        if not text:
-            return
-        # Open before writing: Ctrl-C on trio can land between the write and the line
-        # after it, and an extra newline beats a missing one.
-        was_open, self.line_open = self.line_open, True
-        try:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        except BrokenPipeError as exc:
-            raise _OutputClosed from exc
-        except UnicodeEncodeError as exc:
-            self.line_open = was_open  # Refused before anything was written.
-            raise _OutputFailed(
-                f"cannot write the answer to standard output: {exc} (set PYTHONIOENCODING=utf-8)"
-            ) from exc
-        except (OSError, ValueError) as exc:  # ENOSPC, EIO; ValueError: a closed file.
-            raise _OutputFailed(f"cannot write to standard output: {_reason(exc)}") from exc
-        self.line_open = not text.endswith("\n")
-
-    def end_line(self) -> None:
-        """Finish a partly written line (on Ctrl-C or an error), as far as stdout allows."""
-        if self.line_open:
-            with suppress(Exception):
-                self.write("\n")
-
-
 def _completion(args: argparse.Namespace) -> AsyncGenerator[str, None]:
     """The provider call behind ``chat``: the one place that maps options onto it."""
     proxy_context = None
@@ -416,7 +320,7 @@ def _completion(args: argparse.Namespace) -> AsyncGenerator[str, None]:
     )
 
 
-async def _chat(args: argparse.Namespace, out: _Output) -> None:
+async def _chat(args: argparse.Namespace, out: Output) -> None:
     out.check_open()
     pieces = _completion(args)
     try:
@@ -426,18 +330,18 @@ async def _chat(args: argparse.Namespace, out: _Output) -> None:
     except (ConnectError, ConnectTimeout, TLSError) as exc:
         if args.base_url != Acytoo.url:
             raise
-        raise _Failure(f"{describe_error(exc)}; {OFFLINE_HINT}") from exc
+        raise Failure(f"{describe_error(exc)}; {OFFLINE_HINT}") from exc
     out.write("\n")
 
 
-async def _serve(args: argparse.Namespace, out: _Output) -> None:
+async def _serve(args: argparse.Namespace, out: Output) -> None:
     context = _server_ssl_context(args.certfile, args.keyfile)
     listening = False
 
     def announce(url: str) -> None:
         nonlocal listening
         listening = True
-        _note(f"serving {url}{COMPLETIONS_PATH} (Ctrl-C to stop)")
+        note(f"serving {url}{COMPLETIONS_PATH} (Ctrl-C to stop)")
 
     try:
         await serve_forever(
@@ -452,14 +356,14 @@ async def _serve(args: argparse.Namespace, out: _Output) -> None:
         if listening:
             raise
         host = f"[{args.host}]" if ":" in args.host else args.host
-        raise _Failure(f"cannot listen on {host}:{args.port}: {_reason(exc)}") from exc
+        raise Failure(f"cannot listen on {host}:{args.port}: {error_text(exc)}") from exc
 
 
 def _server_ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
     """The server's TLS context, or ``None`` for plain HTTP; each problem named with its file.
 
     Raises:
-        _Failure: a file cannot be read, holds no certificate or no key, the
+        Failure: a file cannot be read, holds no certificate or no key, the
             key is encrypted or belongs to another certificate.
     """
     if certfile is None:
@@ -469,27 +373,27 @@ def _server_ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLCon
     if keyfile is not None:
         key_option, key_path, key_pem = "--keyfile", keyfile, _read_file("--keyfile", keyfile)
     if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
-        raise _Failure(f"--certfile {certfile}: no PEM certificate in it")
+        raise Failure(f"--certfile {certfile}: no PEM certificate in it")
     if b"PRIVATE KEY-----" not in key_pem:
         where = "pass its key with --keyfile" if keyfile is None else "expected a PEM private key"
-        raise _Failure(f"{key_option} {key_path}: no private key in it; {where}")
+        raise Failure(f"{key_option} {key_path}: no private key in it; {where}")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         # A callback rather than None: OpenSSL would otherwise prompt on the terminal.
         context.load_cert_chain(certfile, keyfile, password=_refuse_password)
     except _EncryptedKey:
-        raise _Failure(
+        raise Failure(
             f"{key_option} {key_path}: the private key is encrypted; "
             f"decrypt it first (openssl pkey -in {key_path} -out plain-key.pem)"
         ) from None
     except ssl.SSLError as exc:
         if exc.reason == "KEY_VALUES_MISMATCH":
-            raise _Failure(
+            raise Failure(
                 f"{key_option} {key_path}: the private key does not match --certfile {certfile}"
             ) from exc
-        raise _Failure(f"cannot load --certfile {certfile}: {exc.reason or exc}") from exc
+        raise Failure(f"cannot load --certfile {certfile}: {exc.reason or exc}") from exc
     except OSError as exc:  # The file changed between the two reads.
-        raise _Failure(f"cannot load --certfile {certfile}: {_reason(exc)}") from exc
+        raise Failure(f"cannot load --certfile {certfile}: {error_text(exc)}") from exc
     return context
 
 
@@ -498,17 +402,17 @@ def _read_file(option: str, path: str) -> bytes:
         with open(path, "rb") as file:
             return file.read()
     except OSError as exc:
-        raise _Failure(f"cannot read {option} {path}: {_reason(exc)}") from exc
+        raise Failure(f"cannot read {option} {path}: {error_text(exc)}") from exc
 
 
 def _refuse_password() -> bytes:
     raise _EncryptedKey
 
 
-async def _demo(args: argparse.Namespace, out: _Output) -> None:
+async def _demo(args: argparse.Namespace, out: Output) -> None:
     out.check_open()
     async with serve(delay=DEMO_DELAY) as base_url:
-        _note(f"loopback server at {base_url}; asking it to echo a message")
+        note(f"loopback server at {base_url}; asking it to echo a message")
         start = time.perf_counter()
         arrivals: list[float] = []
         size = 0
@@ -536,116 +440,6 @@ def _summary(start: float, arrivals: list[float], size: int) -> str:
         f"pieces: {len(arrivals)}  bytes: {size}  first piece: {first:.1f} ms  "
         f"gap median: {median:.1f} ms  gap p99: {p99:.1f} ms"
     )
-
-
-def _exit_status(exc: BaseException, out: _Output) -> int:
-    """Report ``exc`` in at most one line on stderr and choose the exit status."""
-    leaves = list(_leaves(exc))
-    if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
-        out.end_line()
-        return EXIT_INTERRUPTED
-    if any(isinstance(leaf, _OutputClosed) for leaf in leaves):
-        _silence_stdout()
-        return EXIT_BROKEN_PIPE
-    first = leaves[0]
-    if isinstance(first, SystemExit):  # argparse: --help, --version, usage errors.
-        return _system_exit_status(first)
-    out.end_line()
-    if _debug():
-        with suppress(Exception):
-            traceback.print_exception(exc)
-    if isinstance(first, _Failure):
-        _say(str(first))
-        if isinstance(first, _OutputFailed):
-            _silence_stdout()
-    elif isinstance(first, (AcytooError, OSError)):
-        _say(describe_error(first))
-    else:
-        hint = "" if _debug() else f"; {DEBUG_VARIABLE}=1 shows the traceback"
-        _say(f"unexpected {describe_error(first)} (a bug: please report it{hint})")
-    return EXIT_ERROR
-
-
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` itself, or the exceptions inside an exception group, depth first."""
-    inner = getattr(exc, "exceptions", None)  # BaseExceptionGroup, or its 3.10 backport.
-    if isinstance(inner, tuple) and inner:
-        for child in inner:
-            yield from _leaves(child)
-    else:
-        yield exc
-
-
-def _system_exit_status(exc: SystemExit) -> int:
-    if exc.code is None:
-        return EXIT_OK
-    if isinstance(exc.code, int):
-        return exc.code
-    _say(str(exc.code))
-    return EXIT_ERROR
-
-
-def _flush_stdout(status: int) -> int:
-    """Flush what argparse printed (help, version) while a broken pipe can still be told apart."""
-    if sys.stdout is None or status == EXIT_BROKEN_PIPE:
-        return status
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _silence_stdout()
-        return EXIT_BROKEN_PIPE if status == EXIT_OK else status
-    except (OSError, ValueError) as exc:
-        _say(f"cannot write to standard output: {_reason(exc)}")
-        _silence_stdout()
-        return EXIT_ERROR if status == EXIT_OK else status
-    return status
-
-
-def _silence_stdout() -> None:
-    """Point descriptor 1 at /dev/null so the interpreter's final flush cannot fail again.
-
-    A failed flush keeps its buffer, and Python flushes stdout once more at
-    exit: "Exception ignored ... BrokenPipeError" and status 120. This is the
-    recipe of Python's ``signal`` docs ("Note on SIGPIPE"). Skipped when
-    ``sys.stdout`` has no descriptor (tests capture it in memory).
-    """
-    if sys.stdout is None:
-        return
-    try:
-        fd = sys.stdout.fileno()
-    except (OSError, ValueError):  # io.UnsupportedOperation is both.
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
-
-
-def _reason(exc: BaseException) -> str:
-    """An OSError's text without its ``[Errno N]`` prefix; any other error's message."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
-
-
-def _debug() -> bool:
-    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
-
-
-def _say(text: str) -> None:
-    """One error line on stderr: ``acytoo-raw: <text>``, escaped."""
-    _note(f"{PROG}: {text}")
-
-
-def _note(text: str) -> None:
-    """One line on stderr, escaped; nothing when stderr is closed or broken."""
-    stream = sys.stderr
-    if stream is None:  # Started with descriptor 2 closed: print() would fall back to stdout.
-        return
-    with suppress(OSError, ValueError):
-        stream.write(printable(text) + "\n")
-        stream.flush()
 
 
 if __name__ == "__main__":

@@ -182,6 +182,20 @@ def test_default_base_url_failure_says_the_public_service_is_offline(
     assert "--base-url http://127.0.0.1:8000" in err
 
 
+def test_socks_proxy_from_the_environment_is_used_and_no_proxy_cidr_bypasses_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1")  # Refused: nothing listens there.
+    with threaded_server() as base:
+        assert main(["chat", "hi", "--base-url", base]) == EXIT_ERROR
+        assert_one_error_line(capsys.readouterr().err, "acytoo-raw: ProxyError: ")
+        monkeypatch.setenv("NO_PROXY", "10.0.0.0/8,127.0.0.0/8")
+        assert main(["chat", "hi", "--base-url", base]) == 0
+        assert capsys.readouterr().out == "hi\n"
+
+
 def test_demo_streams_and_prints_a_summary() -> None:
     result = run_cli("demo")
     assert result.returncode == 0, result.stderr
