@@ -160,6 +160,9 @@ class Client:
         self._pool = Pool(self._limits)
         self._replay = bool(replay_unanswered)
         self._tls_sessions: dict[object, ssl.SSLSession] = {}
+        # False for the module functions' one-shot clients: they never open a
+        # second connection, so a session would never be offered again.
+        self._keeps_tls_sessions = True
         self._closed = False
         self._portal: BlockingPortal | None = None  # Set when blocking calls drive it.
         self._loop: object | None = None  # The event loop it first ran on.
@@ -320,10 +323,17 @@ class Client:
                 connection = await self._open_in_slot(request.route, limits, deadline, timings)
                 continue
             timings.mark("head")
-            if not timings.reused and connection.tls is not None and not self._closed:
+            if (
+                not timings.reused
+                and connection.tls is not None
+                and self._keeps_tls_sessions
+                and not self._closed
+            ):
                 # Once per connection, after its first response bytes (a session
                 # taken before them has no ticket): reading it copies the whole
-                # session, certificates and all (~0.3 ms).
+                # session, certificates and all (~0.3 ms), and on CPython 3.11
+                # (and 3.12 before its late-2024 fix) each read leaks that copy,
+                # ~6 KiB of C memory (python/cpython#116810).
                 session = connection.tls_session()
                 if session is not None:
                     self._remember_session(request.route.key, session)
@@ -638,6 +648,27 @@ def _merge_headers(base: list[tuple[str, str]], extra: HeaderInput) -> list[tupl
     return kept + pairs
 
 
+def _one_shot_client(
+    proxy: str | None,
+    proxy_ssl_context: ssl.SSLContext | None,
+    trust_env: bool,
+    timeout: Timeout | float | None,
+    ssl_context: ssl.SSLContext | None,
+) -> Client:
+    """The client of one module-function call: one connection, closed at the end."""
+    client = Client(
+        proxy=proxy,
+        proxy_ssl_context=proxy_ssl_context,
+        trust_env=trust_env,
+        timeout=timeout,
+        ssl_context=ssl_context,
+        limits=_ONE_SHOT_LIMITS,
+        replay_unanswered=False,
+    )
+    client._keeps_tls_sessions = False
+    return client
+
+
 @asynccontextmanager
 async def open_stream(
     url: str,
@@ -685,15 +716,7 @@ async def open_stream(
         WriteTimeout, ReadTimeout, TotalTimeout, RemoteProtocolError: the
             exchange failed.
     """
-    client = Client(
-        proxy=proxy,
-        proxy_ssl_context=proxy_ssl_context,
-        trust_env=trust_env,
-        timeout=timeout,
-        ssl_context=ssl_context,
-        limits=_ONE_SHOT_LIMITS,
-        replay_unanswered=False,
-    )
+    client = _one_shot_client(proxy, proxy_ssl_context, trust_env, timeout, ssl_context)
     async with (
         client,
         client.open_stream(
@@ -801,15 +824,7 @@ async def stream_events(
     Arguments and errors as :func:`stream_bytes`. Sends ``Accept:
     text/event-stream`` unless ``headers`` name an Accept.
     """
-    client = Client(
-        proxy=proxy,
-        proxy_ssl_context=proxy_ssl_context,
-        trust_env=trust_env,
-        timeout=timeout,
-        ssl_context=ssl_context,
-        limits=_ONE_SHOT_LIMITS,
-        replay_unanswered=False,
-    )
+    client = _one_shot_client(proxy, proxy_ssl_context, trust_env, timeout, ssl_context)
     async with (
         client,
         aclosing(
