@@ -28,8 +28,12 @@ the shell's number.
 
 No traceback is ever printed unless ``ACYTOO_RAW_DEBUG=1`` is set; then the
 traceback of a status-1 error comes before its line. The one window left is
-the import of the package itself, before :func:`main` runs: Ctrl-C there is
-Python's own ``KeyboardInterrupt`` traceback.
+what runs before :func:`main` can catch anything: Python's start-up, the
+package's ``__init__`` and this module's stdlib imports (some 40 ms on a busy
+machine); a Ctrl-C there is Python's own ``KeyboardInterrupt`` traceback.
+From :func:`main` on, Ctrl-C is held back until the event loop runs
+(:func:`~acytoo_raw._cli_format.sigint_held`), so the imports of the engine,
+anyio and trio, and the building of the loop, cannot be cut in half.
 """
 
 from __future__ import annotations
@@ -38,17 +42,13 @@ import argparse
 import importlib
 import math
 import os
-import ssl
-import statistics
 import sys
 import time
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from functools import partial
 from itertools import pairwise
-from typing import NoReturn
-
-import anyio
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from ._cli_format import (
@@ -68,11 +68,12 @@ from ._cli_format import (
     sigint_held,
 )
 from ._exceptions import ConnectError, ConnectTimeout, LocalProtocolError, TLSError
-from ._network import ssl_context_from_cafile
-from ._timeouts import Timeout
-from ._urls import check_base_url, parse_proxy_url
-from .provider import Acytoo
-from .server import COMPLETIONS_PATH, serve, serve_forever
+
+# The engine, the server, anyio and ssl are imported inside the functions that use them,
+# all under main()'s Ctrl-C hold: the imports that run before main() can catch anything
+# stay short, so a Ctrl-C during start-up ends as status 130 rather than Python's traceback.
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["main"]
 
@@ -115,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output()
     try:
         with sigint_held() as gate:
+            import anyio
+
             args = _parse(argv)
             anyio.run(partial(_run, args, out, gate), backend=args.backend)
         status = EXIT_OK
@@ -140,6 +143,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> _Parser:
+    from .provider import Acytoo
+
     parser = _Parser(
         prog=PROG,
         description="Raw-socket streaming client for the Acytoo chat API.",
@@ -237,6 +242,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _base_url_from_environment(parser: _Parser) -> str:
+    from .provider import Acytoo
+
     value = os.environ.get(BASE_URL_VARIABLE, "").strip()
     if not value:  # Unset and blank are the same, as for the proxy variables.
         return Acytoo.url
@@ -248,6 +255,8 @@ def _base_url_from_environment(parser: _Parser) -> str:
 
 def _base_url(text: str) -> str:
     """argparse type of ``--base-url``: refuse what the client would refuse, saying what fits."""
+    from ._urls import check_base_url
+
     try:
         check_base_url(text)
     except LocalProtocolError as exc:
@@ -257,6 +266,8 @@ def _base_url(text: str) -> str:
 
 def _proxy_url(text: str) -> str:
     """argparse type of ``--proxy``; the message never repeats the URL (it may hold a password)."""
+    from ._urls import parse_proxy_url
+
     try:
         parse_proxy_url(text)
     except LocalProtocolError as exc:
@@ -304,6 +315,10 @@ def _port(text: str) -> int:
 
 def _completion(args: argparse.Namespace) -> AsyncGenerator[str, None]:
     """The provider call behind ``chat``: the one place that maps options onto it."""
+    from ._network import ssl_context_from_cafile
+    from ._timeouts import Timeout
+    from .provider import Acytoo
+
     proxy_context = None
     if args.proxy_cafile is not None:
         proxy_context = ssl_context_from_cafile(args.proxy_cafile)
@@ -321,6 +336,8 @@ def _completion(args: argparse.Namespace) -> AsyncGenerator[str, None]:
 
 
 async def _chat(args: argparse.Namespace, out: Output) -> None:
+    from .provider import Acytoo
+
     out.check_open()
     pieces = _completion(args)
     try:
@@ -335,6 +352,8 @@ async def _chat(args: argparse.Namespace, out: Output) -> None:
 
 
 async def _serve(args: argparse.Namespace, out: Output) -> None:
+    from .server import COMPLETIONS_PATH, serve_forever
+
     context = _server_ssl_context(args.certfile, args.keyfile)
     listening = False
 
@@ -368,6 +387,8 @@ def _server_ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLCon
     """
     if certfile is None:
         return None
+    import ssl
+
     cert_pem = _read_file("--certfile", certfile)
     key_option, key_path, key_pem = "--certfile", certfile, cert_pem
     if keyfile is not None:
@@ -410,6 +431,9 @@ def _refuse_password() -> bytes:
 
 
 async def _demo(args: argparse.Namespace, out: Output) -> None:
+    from .provider import Acytoo
+    from .server import serve
+
     out.check_open()
     async with serve(delay=DEMO_DELAY) as base_url:
         note(f"loopback server at {base_url}; asking it to echo a message")
@@ -430,6 +454,8 @@ async def _demo(args: argparse.Namespace, out: Output) -> None:
 
 def _summary(start: float, arrivals: list[float], size: int) -> str:
     """One line: pieces, bytes, time to first piece, median and p99 gap between pieces."""
+    import statistics
+
     if not arrivals:
         return "received no pieces"
     gaps = sorted(b - a for a, b in pairwise(arrivals))

@@ -632,6 +632,17 @@ class InterruptedStdout:
             raise KeyboardInterrupt
 
 
+def test_importing_the_cli_leaves_the_engine_for_main() -> None:
+    # Whatever loads before main() runs is a window where Ctrl-C is Python's traceback.
+    script = "import sys, acytoo_raw.__main__; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=BOUND, check=True
+    ).stdout.split()
+    assert "acytoo_raw.__main__" in loaded
+    for heavy in ("anyio", "ssl", "h11", "idna", "acytoo_raw._client", "acytoo_raw.server"):
+        assert heavy not in loaded, heavy
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_ctrl_c_right_after_a_write_still_finishes_the_line(
     backend: str, monkeypatch: pytest.MonkeyPatch
