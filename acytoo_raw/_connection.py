@@ -226,12 +226,7 @@ async def _open_socks(stream: ByteStream, route: Route) -> ByteStream:
     try:
         await stream.send(handshake.start())
         while not handshake.done:
-            try:
-                data = await stream.receive()
-            except anyio.EndOfStream:
-                raise ProxyError(
-                    f"{where} closed the connection during the SOCKS5 handshake"
-                ) from None
+            data = await stream.receive()
             reply = handshake.receive_data(data)
             if reply:
                 await stream.send(reply)
@@ -239,6 +234,14 @@ async def _open_socks(stream: ByteStream, route: Route) -> ByteStream:
         if str(exc).startswith(where):
             raise
         raise ProxyError(f"{where}: {exc}", status_code=None, reason=exc.reason) from exc
+    except anyio.EndOfStream:
+        raise ProxyError(f"{where} closed the connection during the SOCKS5 handshake") from None
+    except anyio.BrokenResourceError as exc:
+        if isinstance(exc.__cause__, ssl.SSLError):
+            raise  # TLS to an https:// proxy failed: a TLSError, said where it happened.
+        # The proxy took the TCP connection, then broke it (a reset): its fault,
+        # not a failure to connect.
+        raise ProxyError(f"{where} broke the connection during the SOCKS5 handshake") from exc
     trailing = handshake.trailing_data
     return PrefixedStream(stream, trailing) if trailing else stream
 

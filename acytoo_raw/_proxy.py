@@ -7,6 +7,8 @@ curl, httpx and aiohttp do; stock squid allows CONNECT to port 443 only.
 
 from __future__ import annotations
 
+import ssl
+
 import h11
 from anyio import BrokenResourceError, EndOfStream
 from anyio.abc import ByteStream
@@ -72,7 +74,12 @@ class Tunnel:
         """
         connection = self._connection
         where = f"proxy {self.proxy.host}:{self.proxy.port}"
-        await stream.send(self._request)
+        try:
+            await stream.send(self._request)
+        except BrokenResourceError as exc:
+            if isinstance(exc.__cause__, ssl.SSLError):
+                raise  # TLS to an https:// proxy failed: a TLSError.
+            raise ProxyError(f"{where} broke the connection before reading CONNECT") from exc
         interim = 0
         while True:
             try:

@@ -184,6 +184,63 @@ async def test_item3_connect_reply_flood_is_a_quick_proxy_error_and_the_loop_run
     assert gaps.cpu < 0.5, gaps
 
 
+def reset_after(*steps: bytes) -> Handler:
+    """Send ``steps`` then reset the connection (SO_LINGER 0), whatever the client sent."""
+
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        for step in steps:
+            await stream.send(step)
+        await anyio.sleep(0.05)  # Let the client take the bytes and answer them.
+        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("scheme", "steps"),
+    [
+        pytest.param("http", (), id="connect"),
+        pytest.param("socks5", (), id="socks5-greeting"),
+        # The client answers the method choice (credentials) into a reset connection.
+        pytest.param("socks5", (b"\x05\x02",), id="socks5-after-method"),
+    ],
+)
+async def test_proxy_that_resets_the_connection_is_a_proxy_error(
+    scheme: str, steps: tuple[bytes, ...]
+) -> None:
+    # The proxy accepted TCP, then broke the handshake: its fault, not a failure to connect.
+    async with scripted_server(lambda log: reset_after(*steps)) as (base, _):
+        proxy = base.replace("http://", f"{scheme}://u:p@", 1)
+        with pytest.raises(ProxyError), anyio.fail_after(BOUND):
+            await collect("https://127.0.0.1:9/", proxy=proxy)
+
+
+class BrokenOnSend(anyio.abc.ByteStream):
+    """A stream whose peer reset it before our first write."""
+
+    async def send(self, item: bytes) -> None:
+        raise anyio.BrokenResourceError("[Errno 104] Connection reset by peer")
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        raise AssertionError("nothing may be read after a failed send")
+
+    async def send_eof(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_proxy_reset_before_connect_is_sent_is_a_proxy_error() -> None:
+    from acytoo_raw._proxy import Tunnel
+    from acytoo_raw._urls import parse_proxy_url, parse_url
+
+    tunnel = Tunnel(parse_url("https://example.com/"), parse_proxy_url("http://127.0.0.1:3128"))
+    with pytest.raises(ProxyError, match=r"127\.0\.0\.1:3128"):
+        await tunnel.open(BrokenOnSend())
+
+
 # --- item 4: bad caller input is typed, before any connection ---
 
 
