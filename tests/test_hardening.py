@@ -709,6 +709,16 @@ async def test_item10_fifo_cafile_through_the_provider_fails_fast_and_typed(
     assert not rescued, "the event loop blocked opening the FIFO"
 
 
+async def test_item10_regular_cafile_through_the_provider_is_trusted(
+    ca_file: str, server_ssl_context: ssl.SSLContext
+) -> None:
+    from acytoo_raw.server import serve
+
+    async with serve(ssl_context=server_ssl_context) as base:
+        assert await ask_acytoo(base_url=base, cafile=ca_file) == "hi"
+        assert await ask_acytoo(base_url=base, cafile=ca_file) == "hi"  # The cached context.
+
+
 # --- every hostile case ends typed, within its timeout ---
 
 HOSTILE_TIMEOUT = Timeout(connect=2.0, read=0.3, write=2.0)
