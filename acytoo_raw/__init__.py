@@ -32,7 +32,8 @@ from ._exceptions import (
 from ._timeouts import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Limits, Timeout
 
 if TYPE_CHECKING:
-    from ._client import Client, open_stream, stream_bytes, stream_events, stream_text
+    from ._client import Client
+    from ._functions import open_stream, stream_bytes, stream_events, stream_text
     from ._response import Response, Timings
     from ._sse import ServerSentEvent
     from .openai import ChatStream, OpenAIChat
@@ -41,10 +42,10 @@ if TYPE_CHECKING:
 # Public name -> the module that defines it, imported on first access.
 _LAZY = {
     "Client": "._client",
-    "open_stream": "._client",
-    "stream_bytes": "._client",
-    "stream_events": "._client",
-    "stream_text": "._client",
+    "open_stream": "._functions",
+    "stream_bytes": "._functions",
+    "stream_events": "._functions",
+    "stream_text": "._functions",
     "Response": "._response",
     "Timings": "._response",
     "ServerSentEvent": "._sse",

@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Final, cast
 
 import anyio
 
-from ._client import Client, open_stream
+from ._client import Client
 from ._exceptions import (
     AcytooError,
     HTTPStatusError,
@@ -49,6 +49,7 @@ from ._exceptions import (
     RemoteProtocolError,
     StreamError,
 )
+from ._functions import open_stream
 from ._network import ssl_context_from_cafile
 from ._provider_base import (
     AsyncGeneratorProvider,

@@ -14,8 +14,9 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, ClassVar
 
-from ._client import Client, stream_text
+from ._client import Client
 from ._exceptions import LocalProtocolError
+from ._functions import stream_text
 from ._network import ssl_context_from_cafile
 from ._provider_base import (
     AsyncGeneratorProvider,

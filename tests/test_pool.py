@@ -509,22 +509,6 @@ async def test_timings_pieces_off_by_default() -> None:
     assert timings.first_piece is not None
 
 
-async def test_early_break_in_aiter_text_leaves_no_unclosed_generator() -> None:
-    # trio warns (ResourceWarning, an error under -W error) about a generator
-    # the garbage collector has to finalise; the block must close it.
-    async with keepalive_server(
-        lambda c, i, r: [chunked_head(), chunk(b"one "), chunk(b"two"), LAST_CHUNK]
-    ) as (base, _):
-        with anyio.fail_after(BOUND):
-            async with acytoo_raw.open_stream(base) as r:
-                async for text in r.aiter_text():
-                    assert text
-                    break
-        import gc
-
-        gc.collect()
-
-
 async def test_early_answer_while_uploading_is_the_http_status_error() -> None:
     async def refuse_upload(stream: anyio.abc.ByteStream) -> None:
         data = b""
