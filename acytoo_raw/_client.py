@@ -25,6 +25,7 @@ import h11
 
 from ._connection import Connection, ConnectTimings, Route, establish
 from ._decoding import check_error_handler
+from ._environment import proxy_from_environment
 from ._exceptions import (
     LocalProtocolError,
     ProxyError,
@@ -46,7 +47,6 @@ from ._urls import (
     join_url,
     parse_proxy_url,
     parse_url,
-    proxy_from_environment,
 )
 
 if TYPE_CHECKING:

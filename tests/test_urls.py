@@ -12,6 +12,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from acytoo_raw._environment import proxy_from_environment
 from acytoo_raw._exceptions import AcytooError, LocalProtocolError
 from acytoo_raw._urls import (
     URL,
@@ -20,7 +21,6 @@ from acytoo_raw._urls import (
     join_url,
     parse_proxy_url,
     parse_url,
-    proxy_from_environment,
 )
 
 # --- parse_url: the happy paths ------------------------------------------------------
