@@ -565,6 +565,8 @@ async def _exchange(
     head_deadline = anyio.current_time() + _seconds(limits.read)
     if head_deadline < deadline:
         message = f"no complete response head within {limits.read} s"
+        if connection.route.mode == "forward":  # The proxy answers for the origin.
+            message += f" from {connection.route.first_hop}"
         socket.set_read_limits(None, head_deadline, ReadTimeout, message)
     try:
         with translate_errors("read"):

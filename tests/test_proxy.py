@@ -221,3 +221,10 @@ async def test_no_proxy_and_explicit_choice_win_over_the_environment(
         # Without trust_env the environment is not read at all.
         assert await collect_text(origin) == "direct"
     assert origin_log.connections == 2
+
+
+async def test_stalled_forwarding_proxy_is_named_in_the_read_timeout() -> None:
+    async with scripted_server(script(hang=True)) as (proxy, _):
+        port = proxy.rsplit(":", 1)[1]
+        with pytest.raises(acytoo_raw.ReadTimeout, match=f"from proxy 127.0.0.1:{port}"):
+            await collect_text("http://example.invalid/", proxy=proxy, timeout=Timeout(read=0.2))
