@@ -626,3 +626,21 @@ async def test_serve_rejects_bad_arguments(delay: float, piece_size: int | None)
     with pytest.raises(ValueError, match=r"delay|piece_size"):
         async with serve(delay=delay, piece_size=piece_size):
             pass
+
+
+@pytest.mark.anyio
+async def test_serve_forever_passes_the_timeouts_on() -> None:
+    urls: list[str] = []
+    ready = anyio.Event()
+
+    def on_ready(url: str) -> None:
+        urls.append(url)
+        ready.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: serve_forever(port=0, idle_timeout=0.2, on_ready=on_ready))
+            await ready.wait()
+            async with await anyio.connect_tcp(*_address(urls[0])) as stream:
+                assert await _read_to_eof(stream) == b""  # dropped after 0.2 s, not 30
+            tg.cancel_scope.cancel()

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -726,3 +726,35 @@ async def test_openai_sdk_reads_our_errors() -> None:
     assert bad.value.param == "messages"
     assert bad.value.type == "invalid_request_error"
     assert "on purpose" in failed.value.message
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        pytest.param(b"POST /v1/chat/completions HTTP/1.1\r\nbad header\r\n\r\n", id="bad-header"),
+        pytest.param(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+            b"transfer-encoding: chunked\r\n\r\nzz\r\n",
+            id="bad-chunk",
+        ),
+        pytest.param(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 9", id="cut"
+        ),
+    ],
+)
+async def test_malformed_http_under_v1_gets_an_openai_error(garbage: bytes) -> None:
+    with anyio.fail_after(10):
+        async with serve() as url:
+            host, port = url.split("://", 1)[1].rsplit(":", 1)
+            async with await anyio.connect_tcp(host, int(port)) as stream:
+                await stream.send(garbage)
+                await stream.send_eof()
+                answer = b""
+                with suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                    while True:
+                        answer += await stream.receive()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["error"]["type"] == "invalid_request_error"
