@@ -7,16 +7,22 @@ CSI byte U+009B recolour, retitle or rewrite a terminal, and bidi overrides
 make a line read differently from what it holds. :func:`printable` escapes
 them, and every line the CLI writes to stderr goes through it (:func:`note`),
 so such bytes show as ``\\x9b`` / ``\\u202e`` instead of being obeyed.
+
+Secrets (an API key) are handed to :meth:`Output.hide`; from then on every
+line on stderr has them cut out before it is shortened or folded, including
+an error body a server echoed the key into and the ``ACYTOO_RAW_DEBUG``
+traceback. Standard output is the server's answer, written as it came.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
@@ -30,8 +36,10 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "MAX_BODY_EXCERPT_CHARS",
+    "MAX_BODY_SCAN_BYTES",
     "MAX_LINE_CHARS",
     "PROG",
+    "REDACTED",
     "Failure",
     "Output",
     "OutputClosed",
@@ -43,6 +51,7 @@ __all__ = [
     "flush_stdout",
     "note",
     "printable",
+    "redact",
     "say",
     "sigint_held",
 ]
@@ -65,6 +74,11 @@ EXIT_BROKEN_PIPE = 141
 MAX_BODY_EXCERPT_CHARS = 200
 # One error line a person can read; a hostile server cannot flood the terminal through it.
 MAX_LINE_CHARS = 2000
+# How much of an error body is searched for secrets before its excerpt is cut: all the
+# library keeps of one (ERROR_BODY_LIMIT), so a key cannot straddle the cut.
+MAX_BODY_SCAN_BYTES = 64 * 1024
+# What a hidden secret shows as.
+REDACTED = "<hidden>"
 
 # C0 controls (tab and newline too: one error is one line), DEL and C1 controls;
 # bidi embeddings, overrides and isolates (the "Trojan Source" set); the line and
@@ -92,24 +106,48 @@ def printable(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-def describe_error(exc: BaseException) -> str:
-    """``Type: message`` for an error line, escaped and bounded.
+def redact(text: str, hidden: Iterable[str] = ()) -> str:
+    """``text`` with every secret in ``hidden`` replaced by :data:`REDACTED`.
+
+    Also the forms a server's JSON or a Python repr would show a secret in
+    (``\\"`` and ``\\/`` escapes, ``\\'``), so an echoed key is caught too.
+    """
+    for form in sorted(_secret_forms(hidden), key=len, reverse=True):
+        text = text.replace(form, REDACTED)
+    return text
+
+
+def _secret_forms(hidden: Iterable[str]) -> set[str]:
+    forms: set[str] = set()
+    for secret in hidden:
+        if secret:
+            escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
+            forms.update((secret, escaped, escaped.replace("/", "\\/"), repr(secret)[1:-1]))
+    return forms
+
+
+def describe_error(exc: BaseException, hidden: Iterable[str] = ()) -> str:
+    """``Type: message`` for an error line, escaped and bounded, secrets cut out.
 
     An :class:`~acytoo_raw.HTTPStatusError` also shows the start of the error
     body, whitespace folded to single spaces, since servers put the reason
-    there (``{"msg": "..."}``).
+    there (``{"msg": "..."}``). The secrets in ``hidden`` are cut out before
+    anything is folded or shortened, so no part of one survives.
     """
+    hidden = tuple(hidden)
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = redact(text, hidden)
     if isinstance(exc, HTTPStatusError) and exc.body:
-        text += f" (body: {_excerpt(exc.body)})"
+        text += f" (body: {_excerpt(exc.body, hidden)})"
     text = printable(text)
     if len(text) > MAX_LINE_CHARS:
         text = text[: MAX_LINE_CHARS - 1] + "…"
     return text
 
 
-def _excerpt(body: bytes) -> str:
-    text = " ".join(body[: MAX_BODY_EXCERPT_CHARS * 4].decode("utf-8", "replace").split())
+def _excerpt(body: bytes, hidden: tuple[str, ...]) -> str:
+    decoded = body[:MAX_BODY_SCAN_BYTES].decode("utf-8", "replace")
+    text = " ".join(redact(decoded, hidden).split())
     if len(text) > MAX_BODY_EXCERPT_CHARS:
         text = text[: MAX_BODY_EXCERPT_CHARS - 1] + "…"
     return text
@@ -138,6 +176,13 @@ class Output:
     # main() builds this before its try, and no Python frame there means no place for
     # a Ctrl-C to land outside it.
     line_open = False
+    # Secrets no line on stderr may show (see hide()); a class default for the same reason.
+    hidden: tuple[str, ...] = ()
+
+    def hide(self, secret: str | None) -> None:
+        """Cut ``secret`` out of every error line from now on (``None`` or ``""``: nothing)."""
+        if secret:
+            self.hidden = (*self.hidden, secret)
 
     def check_open(self) -> None:
         """Refuse to start (connect, stream) when there is nowhere to write the answer."""
@@ -225,19 +270,28 @@ def exit_status(exc: BaseException, out: Output) -> int:
     if isinstance(first, SystemExit):  # argparse: --help, --version, usage errors.
         return _system_exit_status(first)
     out.end_line()
+    hidden = out.hidden
     if _debug():
         with suppress(Exception):
-            traceback.print_exception(exc)
+            _print_traceback(exc, hidden)
     if isinstance(first, Failure):
-        say(str(first))
+        say(str(first), hidden)
         if isinstance(first, OutputFailed):
             _silence_stdout()
     elif isinstance(first, (AcytooError, OSError)):
-        say(describe_error(first))
+        say(describe_error(first, hidden), hidden)
     else:
         hint = "" if _debug() else f"; {DEBUG_VARIABLE}=1 shows the traceback"
-        say(f"unexpected {describe_error(first)} (a bug: please report it{hint})")
+        say(f"unexpected {describe_error(first, hidden)} (a bug: please report it{hint})", hidden)
     return EXIT_ERROR
+
+
+def _print_traceback(exc: BaseException, hidden: tuple[str, ...]) -> None:
+    """The traceback on stderr, secrets cut out (messages quote what servers sent)."""
+    stream = sys.stderr
+    if stream is not None:
+        stream.write(redact("".join(traceback.format_exception(exc)), hidden))
+        stream.flush()
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:
@@ -307,16 +361,17 @@ def _debug() -> bool:
     return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
 
 
-def say(text: str) -> None:
-    """One error line on stderr: ``acytoo-raw: <text>``, escaped."""
-    note(f"{PROG}: {text}")
+def say(text: str, hidden: Iterable[str] = ()) -> None:
+    """One error line on stderr: ``acytoo-raw: <text>``, escaped, secrets cut out."""
+    note(f"{PROG}: {text}", hidden)
 
 
-def note(text: str) -> None:
-    """One line on stderr, escaped; nothing when stderr is closed or broken."""
+def note(text: str, hidden: Iterable[str] = ()) -> None:
+    """One line on stderr, escaped, the secrets in ``hidden`` cut out; nothing when
+    stderr is closed or broken."""
     stream = sys.stderr
     if stream is None:  # Started with descriptor 2 closed: print() would fall back to stdout.
         return
     with suppress(OSError, ValueError):
-        stream.write(printable(text) + "\n")
+        stream.write(printable(redact(text, hidden)) + "\n")
         stream.flush()

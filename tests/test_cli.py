@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,14 +72,24 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+# Variables of the machine that would change what the CLI does; tests set them explicitly.
+CLI_VARIABLES = ("ACYTOO_RAW_DEBUG", "ACYTOO_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in CLI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 def child_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONWARNINGS": "error", **extra}
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
     # Buffered stdout, as users have it: a failed flush then keeps its buffer for the
     # interpreter's last flush at exit, which must not fail again.
     env.pop("PYTHONUNBUFFERED", None)
-    env.pop("ACYTOO_RAW_DEBUG", None)
-    env.pop("ACYTOO_BASE_URL", None)
-    return env
+    for name in CLI_VARIABLES:
+        env.pop(name, None)
+    return {**env, **extra}
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -196,14 +207,23 @@ def test_socks_proxy_from_the_environment_is_used_and_no_proxy_cidr_bypasses_it(
         assert capsys.readouterr().out == "hi\n"
 
 
-def test_demo_streams_and_prints_a_summary() -> None:
+def test_demo_streams_both_dialects_and_prints_their_summaries() -> None:
     result = run_cli("demo")
     assert result.returncode == 0, result.stderr
     out = result.stdout.splitlines()
-    assert "Привет, 你好 and 👋 arrive whole." in out[0]
-    assert out[-1].startswith("pieces: ")
-    assert "first piece:" in out[-1]
-    assert "gap p99:" in out[-1]
+    assert len(out) == 4, result.stdout
+    assert out[0] == out[2] == cli.DEMO_PROMPT  # The echo, through each dialect.
+    for summary in (out[1], out[3]):
+        assert summary.startswith("pieces: ")
+        assert "first piece:" in summary
+        assert "gap p99:" in summary
+    assert "finish reason: stop" in out[3]
+    assert re.search(r"usage: \d+ prompt \+ \d+ completion tokens", out[3])
+    err = result.stderr.splitlines()
+    assert len(err) == 2, result.stderr
+    assert err[0].startswith("loopback server at http://127.0.0.1:")
+    assert "POST /api/completions" in err[0]
+    assert "POST /v1/chat/completions" in err[1]
 
 
 def test_serve_answers_and_ctrl_c_exits_quietly() -> None:
@@ -772,11 +792,12 @@ def test_describe_error_is_bounded() -> None:
 
 
 def broken_completion(exc: BaseException) -> object:
-    async def pieces() -> object:
+    @asynccontextmanager
+    async def opened(args: argparse.Namespace) -> AsyncIterator[object]:
         raise exc
-        yield  # An async generator, like the provider's.
+        yield  # An async context manager, like _completion's.
 
-    return lambda args: pieces()
+    return opened
 
 
 @pytest.mark.parametrize(
