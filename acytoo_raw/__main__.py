@@ -59,7 +59,6 @@ from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanage
 from functools import partial
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
-from urllib.parse import quote
 
 from . import __version__
 from ._cli_format import (
@@ -613,6 +612,8 @@ def _timings_line(reply: _Reply, arrivals: list[float], hidden: Sequence[str] = 
     ``hidden`` cut out, then are percent-encoded, so every pair stays one
     space-free token and an echoed key shows in no form.
     """
+    from urllib.parse import quote
+
     timings = reply.timings
     start = arrivals[0] if timings is None and arrivals else 0.0
     if timings is not None:

@@ -5,6 +5,7 @@ nothing from a server reaching the terminal unescaped."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -12,12 +13,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import trustme
+from anyio.abc import ByteStream
 from anyio.from_thread import start_blocking_portal
 from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
@@ -25,18 +28,23 @@ from hypothesis import strategies as st
 
 import acytoo_raw
 import acytoo_raw.__main__ as cli
-from acytoo_raw import Acytoo, ConnectError
-from acytoo_raw.__main__ import _parser, _summary, main
+from acytoo_raw import Acytoo, ConnectError, HTTPStatusError
+from acytoo_raw.__main__ import _parser, _summary, _timings_line, main
 from acytoo_raw._cli_format import (
     EXIT_BROKEN_PIPE,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    MAX_BODY_EXCERPT_CHARS,
     MAX_LINE_CHARS,
+    REDACTED,
+    Output,
     describe_error,
     printable,
+    redact,
 )
-from tests.peers import response, script, scripted_server
+from acytoo_raw._response import Timings
+from tests.peers import Handler, PeerLog, read_request, response, script, scripted_server
 from tests.threaded import threaded_server
 
 if sys.version_info >= (3, 11):
@@ -140,11 +148,72 @@ def finish(process: subprocess.Popen[bytes]) -> tuple[bytes, str]:
 @contextmanager
 def threaded_peer(*steps: bytes | float) -> Iterator[str]:
     """A hand-written peer (tests/peers.py) on its own event loop thread; yields its base URL."""
+    with threaded_handler(script(*steps)) as (base, _):
+        yield base
+
+
+@contextmanager
+def threaded_handler(make: Callable[[PeerLog], Handler]) -> Iterator[tuple[str, PeerLog]]:
+    """A peer running ``make(log)``'s handler on its own event loop thread."""
     with (
         start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(scripted_server(script(*steps))) as (base, _),
+        portal.wrap_async_context_manager(scripted_server(make)) as (base, log),
     ):
-        yield base
+        yield base, log
+
+
+def bearer(request: bytes) -> str | None:
+    """The key of the request's ``authorization: Bearer`` header, or ``None``."""
+    head = request.partition(b"\r\n\r\n")[0]
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"authorization":
+            return value.strip().decode("ascii").removeprefix("Bearer ")
+    return None
+
+
+def answering(answer: Callable[[str | None], bytes]) -> Callable[[PeerLog], Handler]:
+    """A peer that answers each request with ``answer(<the key it was sent>)``."""
+
+    def make(log: PeerLog) -> Handler:
+        async def handle(stream: ByteStream) -> None:
+            request = await read_request(stream)
+            log.requests.append(request)
+            await stream.send(answer(bearer(request)))
+
+        return handle
+
+    return make
+
+
+def sse(*chunks: object, done: bool = True) -> bytes:
+    """A whole event-stream answer: one ``data:`` event per chunk, then ``[DONE]``."""
+    events = [b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks]
+    body = b"".join(events) + (b"data: [DONE]\n\n" if done else b"")
+    return response(body, headers=(b"content-type: text/event-stream",))
+
+
+def delta(content: str | None = None, finish: str | None = None) -> dict[str, object]:
+    text = {} if content is None else {"content": content}
+    return {"choices": [{"index": 0, "delta": text, "finish_reason": finish}]}
+
+
+def timings_pairs(stderr: str) -> dict[str, str]:
+    """The one ``timings:`` line of ``stderr`` as name -> value; checks its shape."""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("timings: "), stderr
+    assert not CONTROL.intersection(lines[0])
+    pairs = [pair.split("=") for pair in lines[0].removeprefix("timings: ").split(" ")]
+    assert all(len(pair) == 2 for pair in pairs), stderr
+    parsed = dict(pairs)
+    assert len(parsed) == len(pairs), stderr  # No name twice.
+    return parsed
+
+
+def ms(value: str) -> float:
+    assert value.endswith("ms"), value
+    return float(value.removesuffix("ms"))
 
 
 # --- chat, serve, demo work as before ------------------------------------------------------
@@ -247,6 +316,314 @@ def test_summary_reports_pieces_bytes_first_piece_and_gaps() -> None:
     assert "gap median: 15.0 ms" in line
     assert "gap p99: 20.0 ms" in line
     assert _summary(start, [], 0) == "received no pieces"
+
+
+# --- chat --api openai ----------------------------------------------------------------------
+
+PHASES = ["connected", "tunnel", "tls", "sent", "head", "first_piece", "first_token", "end"]
+KEY = "sk-test-0123456789abcdefghijklmnopqrstuvwxyz"
+# A key with what JSON and repr escape, a slash some servers escape, and a double space a
+# whitespace-folding excerpt would squeeze.
+ODD_KEY = "sk-odd/\"\\  key's-end"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_openai_chat_streams_the_echo_reply(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with threaded_server() as base:
+        args = ["chat", "Hi 🌍 there", "--api", "openai", "--base-url", base + "/v1", "--no-proxy"]
+        assert main(["--backend", backend, *args]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("Hi 🌍 there\n", "")
+
+
+def test_openai_chat_in_a_real_run_and_from_openai_base_url() -> None:
+    with threaded_server(delay=0.01) as base:
+        result = run_cli("chat", "one two three", "--api", "openai", "--base-url", base + "/v1")
+        assert (result.returncode, result.stdout, result.stderr) == (0, "one two three\n", "")
+        result = run_cli("chat", "from env", "--api", "openai", OPENAI_BASE_URL=base + "/v1")
+        assert (result.returncode, result.stdout, result.stderr) == (0, "from env\n", "")
+
+
+def test_openai_chat_sends_model_temperature_and_no_key_by_default() -> None:
+    answer = sse(delta("ok"), delta(finish="stop"))
+    with threaded_handler(answering(lambda key: answer)) as (base, log):
+        result = run_cli("chat", "hi", "--api", "openai", "--base-url", base + "/v1")
+        assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
+        args = ["--model", "local-model", "--temperature", "0.25"]
+        result = run_cli("chat", "hi", "--api", "openai", "--base-url", base + "/v1", *args)
+        assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
+    first, second = (json.loads(request.partition(b"\r\n\r\n")[2]) for request in log.requests)
+    assert log.requests[0].startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+    assert first == {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+    }
+    assert (second["model"], second["temperature"]) == ("local-model", 0.25)
+    assert [bearer(request) for request in log.requests] == [None, None]
+
+
+def test_openai_api_key_comes_from_the_option_else_the_environment() -> None:
+    answer = sse(delta("ok"), delta(finish="stop"))
+    with threaded_handler(answering(lambda key: answer)) as (base, log):
+        chat = ["chat", "hi", "--api", "openai", "--base-url", base + "/v1"]
+        for extra in ([], ["--api-key", "sk-option"], ["--api-key", ""]):
+            result = run_cli(*chat, *extra, OPENAI_API_KEY="sk-from-env")
+            assert (result.returncode, result.stdout, result.stderr) == (0, "ok\n", "")
+        result = run_cli(*chat, OPENAI_API_KEY="  ")  # Blank counts as unset.
+        assert result.returncode == 0, result.stderr
+    keys = [bearer(request) for request in log.requests]
+    assert keys == ["sk-from-env", "sk-option", None, None]
+
+
+def test_openai_404_at_a_server_root_says_to_add_v1() -> None:
+    with threaded_server() as base:  # The loopback server's root: /chat/completions is a 404.
+        result = run_cli("chat", "hi", "--api", "openai", "--base-url", base, "--timings")
+    assert result.returncode == EXIT_ERROR
+    assert result.stdout == ""
+    assert_one_error_line(result.stderr, "acytoo-raw: HTTPStatusError: server answered 404")
+    assert f"for {base}/chat/completions" in result.stderr
+    assert f"answer below /v1: try --base-url {base}/v1" in result.stderr
+    assert "timings:" not in result.stderr  # No timings after an error.
+
+
+def test_acytoo_404_at_a_v1_base_url_says_to_pass_api_openai() -> None:
+    with threaded_server() as base:
+        result = run_cli("chat", "hi", "--base-url", base + "/v1")
+    assert result.returncode == EXIT_ERROR
+    assert_one_error_line(result.stderr, "acytoo-raw: HTTPStatusError: server answered 404")
+    assert "pass --api openai" in result.stderr
+
+
+def test_openai_401_without_a_key_says_how_to_send_one() -> None:
+    body = json.dumps({"error": {"message": "You didn't provide an API key."}}).encode()
+    answer = response(body, status=b"401 Unauthorized")
+    with threaded_handler(answering(lambda key: answer)) as (base, _):
+        chat = ["chat", "hi", "--api", "openai", "--base-url", base + "/v1"]
+        for extra, env in (([], {}), (["--api-key", ""], {"OPENAI_API_KEY": "sk-env"})):
+            result = run_cli(*chat, *extra, **env)
+            assert result.returncode == EXIT_ERROR
+            assert_one_error_line(result.stderr, "acytoo-raw: HTTPStatusError: server answered 401")
+            assert "You didn't provide an API key." in result.stderr
+            assert "no API key was sent: set $OPENAI_API_KEY or pass --api-key" in result.stderr
+
+
+def test_openai_chat_goes_through_the_proxy(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--api", "openai", "--base-url", "http://127.0.0.1:9/v1"]
+    assert main(["chat", "hi", *args, "--proxy", "socks5://127.0.0.1:1"]) == EXIT_ERROR
+    assert_one_error_line(capsys.readouterr().err, "acytoo-raw: ProxyError: ")
+
+
+# --- the API key is never shown -------------------------------------------------------------
+
+
+def echoed_in_an_error_body(key: str | None) -> bytes:
+    """401 with the key in the reason, the JSON message, across both excerpt cuts, and raw."""
+    key = key or ""
+    body = json.dumps(
+        {
+            "error": {"message": f"Incorrect API key provided: {key}", "type": "auth"},
+            "near": "x" * (MAX_BODY_EXCERPT_CHARS - 60) + key,  # Across the excerpt's end.
+            "far": "y" * 700 + key,  # Across the first 800 bytes.
+        }
+    ).encode()
+    raw = f"\n\tkey: {key}".encode()
+    return response(body + raw, status=b"401 " + key.encode())
+
+
+def echoed_after_blanks(key: str | None) -> bytes:
+    """The key across the 800th byte, after blanks an excerpt folds into one space."""
+    return response(b" " * 790 + (key or "").encode(), status=b"401 Unauthorized")
+
+
+def echoed_in_the_stream(key: str | None) -> bytes:
+    error = {"error": {"message": f"key {key} revoked", "type": "auth", "code": key}}
+    return sse(delta("hi"), error, done=False)
+
+
+def echoed_as_finish_reason(key: str | None) -> bytes:
+    return sse(delta("hi"), delta(finish=key), {"choices": [], "usage": {"note": key}})
+
+
+@pytest.mark.parametrize("key", [KEY, ODD_KEY])
+# From the option without a traceback, from the environment with ACYTOO_RAW_DEBUG's.
+@pytest.mark.parametrize(("given", "debug"), [("option", ""), ("environment", "1")])
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        (echoed_in_an_error_body, EXIT_ERROR),
+        (echoed_after_blanks, EXIT_ERROR),
+        (echoed_in_the_stream, EXIT_ERROR),
+        (echoed_as_finish_reason, 0),
+    ],
+)
+def test_api_key_is_never_printed_even_when_the_server_echoes_it(
+    key: str, given: str, answer: Callable[[str | None], bytes], status: int, debug: str
+) -> None:
+    with threaded_handler(answering(answer)) as (base, log):
+        args = ["chat", "hi", "--api", "openai", "--base-url", base + "/v1", "--timings"]
+        env = {"ACYTOO_RAW_DEBUG": debug}
+        if given == "option":
+            args += ["--api-key", key]
+        else:
+            env["OPENAI_API_KEY"] = key
+        result = run_cli(*args, **env)
+    assert [bearer(request) for request in log.requests] == [key]  # It was sent.
+    assert result.returncode == status, result.stderr
+    shown = result.stdout + result.stderr
+    for form in (key, json.dumps(key)[1:-1], repr(key)[1:-1], quote(key, safe="")):
+        assert form not in shown, shown
+        assert " ".join(form.split()) not in shown, shown  # Whitespace folded.
+    for part in ("0123456789abcdef", "sk-odd", "s-end"):  # Nor a piece of one.
+        assert part not in shown, shown
+    assert REDACTED in shown or "<api key>" in shown or "%3Chidden%3E" in shown
+    if not debug:
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_api_key_not_shown_in_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    line = usage_error(capsys, "chat", "hi", "--api-key", "sk-secret-value")
+    assert "argument --api-key: only with --api openai (the Acytoo API takes no key)" in line
+    line = usage_error(capsys, "chat", "hi", "--api", "openai", "--api-key", "sk-secret\x00")
+    assert "must be printable ASCII" in line
+    assert "sk-secret" not in capsys.readouterr().err + line
+
+
+def test_bad_api_key_in_the_environment_names_the_variable_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret\u00e9")
+    line = usage_error(capsys, "chat", "hi", "--api", "openai")
+    assert "$OPENAI_API_KEY: must be printable ASCII" in line
+    assert "sk-secret" not in line
+
+
+def test_model_is_refused_with_acytoo(capsys: pytest.CaptureFixture[str]) -> None:
+    line = usage_error(capsys, "chat", "hi", "--model", "gpt-4")
+    assert "argument --model: only with --api openai" in line
+    assert "gpt-3.5-turbo" in line
+
+
+def test_openai_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = cli._parse(["chat", "hi", "--api", "openai"])
+    assert (args.base_url, args.model, args.api_key) == (
+        "https://api.openai.com/v1",
+        "gpt-4o-mini",
+        None,
+    )
+    assert args.temperature is None  # Not sent: the server's default applies.
+    assert cli._parse(["chat", "hi"]).temperature == 0.5  # The Acytoo payload's.
+    monkeypatch.setenv("OPENAI_BASE_URL", "localhost:8000")
+    with pytest.raises(SystemExit):
+        cli._parse(["chat", "hi", "--api", "openai"])
+
+
+def test_redact_cuts_every_form_of_a_secret() -> None:
+    assert redact("a sk-1 b sk-1", ["sk-1"]) == f"a {REDACTED} b {REDACTED}"
+    assert redact('{"k": "a\\"b\\/c"}', ['a"b/c']) == f'{{"k": "{REDACTED}"}}'
+    assert redact("x", []) == redact("x", [""]) == "x"
+    out = Output()
+    out.hide(None)
+    out.hide("")
+    assert not out.hidden
+    out.hide("k1")
+    assert out.hidden == ("k1",)
+
+
+def test_describe_error_cuts_the_key_before_shortening_the_body() -> None:
+    key = "sk-" + "z" * 40
+    body = ("a " * (MAX_BODY_EXCERPT_CHARS // 2 - 10)).encode() + key.encode()
+    error = HTTPStatusError(
+        f"server answered 401 {key}", status_code=401, reason=key, headers=[], body=body
+    )
+    assert "zzzz" in describe_error(error)  # Unredacted, a prefix of the key shows...
+    line = describe_error(error, [key])
+    assert "zzzz" not in line  # ...redacted, no part of it.
+    assert line.startswith(f"HTTPStatusError: server answered 401 {REDACTED} (body: a a ")
+
+
+# --- --timings ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["acytoo", "openai"])
+def test_timings_line_is_on_stderr_only_and_parseable(api: str) -> None:
+    with threaded_server(delay=0.01) as base:
+        url = base + "/v1" if api == "openai" else base
+        result = run_cli("chat", "one two three", "--api", api, "--base-url", url, "--timings")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "one two three\n"  # Stdout holds the answer and nothing else.
+    pairs = timings_pairs(result.stderr)
+    names = [*PHASES, "pieces", "gap_median", "gap_p99", "reused", "tls_resumed"]
+    if api == "openai":
+        names.append("finish_reason")
+    assert list(pairs) == names
+    assert (pairs["tunnel"], pairs["tls"]) == ("-", "-")  # Plain HTTP, no proxy.
+    times = [ms(pairs[name]) for name in PHASES if name not in ("tunnel", "tls")]
+    assert times == sorted(times)  # connected <= sent <= head <= first piece <= token <= end.
+    assert times[0] > 0
+    assert pairs["pieces"] == "3"
+    assert 0 < ms(pairs["gap_median"]) <= ms(pairs["gap_p99"])
+    assert (pairs["reused"], pairs["tls_resumed"]) == ("no", "no")
+    if api == "openai":
+        assert pairs["finish_reason"] == "stop"
+        assert ms(pairs["first_piece"]) < ms(pairs["first_token"])  # The role chunk came first.
+    else:
+        assert pairs["first_piece"] == pairs["first_token"]
+
+
+def test_timings_line_escapes_what_the_server_sent(capsys: pytest.CaptureFixture[str]) -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": True}  # A bool is no count.
+    answer = sse(delta("hi"), delta(finish="\x1b[31m stop\u202e"), {"choices": [], "usage": usage})
+    with threaded_peer(answer) as base:
+        args = ["chat", "hi", "--api", "openai", "--base-url", base + "/v1", "--timings"]
+        assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "hi\n"
+    pairs = timings_pairs(captured.err)
+    assert pairs["finish_reason"] == "%1B%5B31m%20stop%E2%80%AE"
+    assert pairs["prompt_tokens"] == "3"
+    assert "completion_tokens" not in pairs
+
+
+class FakeReply:
+    """What _timings_line reads of a reply."""
+
+    def __init__(self, timings: Timings | None, **fields: object) -> None:
+        self.timings = timings
+        self.first_token_time = fields.get("first_token_time")
+        self.finish_reason = fields.get("finish_reason")
+        self.usage = fields.get("usage")
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        raise NotImplementedError
+
+
+def test_timings_line_format() -> None:
+    timings = Timings(100.0)
+    timings.connected, timings.sent, timings.head = 0.0004, 0.0006, 0.0012
+    timings.first_piece, timings.end = 0.0013, 0.052
+    timings.reused = True
+    reply = FakeReply(
+        timings,
+        first_token_time=0.0019,
+        finish_reason="stop",
+        usage={"prompt_tokens": 5, "completion_tokens": 2},
+    )
+    arrivals = [100.002, 100.004, 100.0075, 100.010]  # Gaps 2.0, 2.0, 3.5 ... 2.5 ms.
+    assert _timings_line(reply, arrivals) == (  # type: ignore[arg-type]
+        "timings: connected=0.40ms tunnel=- tls=- sent=0.60ms head=1.20ms first_piece=1.30ms "
+        "first_token=1.90ms end=52.00ms pieces=4 gap_median=2.50ms gap_p99=3.50ms "
+        "reused=yes tls_resumed=no finish_reason=stop prompt_tokens=5 completion_tokens=2"
+    )
+    one = _timings_line(FakeReply(None), [5.0])  # type: ignore[arg-type]
+    assert one == (
+        "timings: connected=- tunnel=- tls=- sent=- head=- first_piece=- first_token=- end=- "
+        "pieces=1 gap_median=- gap_p99=-"
+    )
+    hidden = _timings_line(FakeReply(None, finish_reason="k3y!"), [], ["k3y"])  # type: ignore[arg-type]
+    assert hidden.endswith("finish_reason=%3Chidden%3E%21")
 
 
 # --- usage errors: status 2, argparse's usage line and one error line ----------------------
@@ -460,6 +837,13 @@ def test_serve_with_certfile_and_keyfile_serves_https(
         base = line.split()[1].removesuffix("/api/completions")
         result = run_cli("chat", "over tls", "--base-url", base, "--no-proxy", "--cafile", ca_file)
         assert (result.stdout, result.returncode) == ("over tls\n", 0), result.stderr
+        # The OpenAI dialect over the same TLS, with the handshake in its timings.
+        args = ["--api", "openai", "--base-url", base + "/v1", "--cafile", ca_file, "--timings"]
+        result = run_cli("chat", "over tls", "--no-proxy", *args)
+        assert (result.stdout, result.returncode) == ("over tls\n", 0), result.stderr
+        pairs = timings_pairs(result.stderr)
+        assert 0 < ms(pairs["connected"]) <= ms(pairs["tls"]) <= ms(pairs["sent"])
+        assert pairs["tls_resumed"] == "no"
 
 
 def test_address_in_use_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -584,11 +968,17 @@ def test_unencodable_answer_is_one_line(message: str, shown: bytes) -> None:
     assert b"PYTHONIOENCODING=utf-8" in result.stderr
 
 
+@pytest.mark.parametrize("api", ["acytoo", "openai"])
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_ctrl_c_mid_stream_finishes_the_line_and_exits_130(backend: str) -> None:
+def test_ctrl_c_mid_stream_finishes_the_line_and_exits_130(backend: str, api: str) -> None:
+    url = "{}/v1" if api == "openai" else "{}"
     with (
         threaded_server(delay=0.5) as base,
-        child(*CLI, "--backend", backend, "chat", WORDS, "--base-url", base, "--no-proxy") as proc,
+        child(
+            *CLI,
+            *["--backend", backend, "chat", WORDS, "--api", api, "--timings"],
+            *["--base-url", url.format(base), "--no-proxy"],
+        ) as proc,
     ):
         first = read_at_least(proc, 1)
         assert first.startswith(b"word0")
