@@ -55,7 +55,7 @@ import re
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from functools import partial
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
@@ -509,13 +509,13 @@ def _recording_client(seen: list[Timings], **options: Any) -> Client:
     return RecordingClient(**options)
 
 
-def _completion(args: argparse.Namespace) -> AbstractAsyncContextManager[_Reply]:
-    """The provider call behind ``chat``: the one place that maps options onto it."""
-    return _open_completion(args)
-
-
 @asynccontextmanager
-async def _open_completion(args: argparse.Namespace) -> AsyncIterator[_Reply]:
+async def _completion(args: argparse.Namespace) -> AsyncIterator[_Reply]:
+    """The provider call behind ``chat``: the one place that maps options onto it.
+
+    One :class:`~acytoo_raw.Client` carries the transport options (proxy,
+    CA files, timeout) for either API and is closed with the answer.
+    """
     from ._network import ssl_context_from_cafile
 
     seen: list[Timings] = []
@@ -615,9 +615,6 @@ def _timings_line(reply: _Reply, arrivals: list[float], hidden: Sequence[str] = 
     from urllib.parse import quote
 
     timings = reply.timings
-    start = arrivals[0] if timings is None and arrivals else 0.0
-    if timings is not None:
-        start = timings.start
     phases = {
         name: None if timings is None else getattr(timings, name)
         for name in ("connected", "tunnel", "tls", "sent", "head", "first_piece")
@@ -625,7 +622,7 @@ def _timings_line(reply: _Reply, arrivals: list[float], hidden: Sequence[str] = 
     phases["first_token"] = reply.first_token_time
     phases["end"] = None if timings is None else timings.end
     pairs = [f"{name}={_ms(value)}" for name, value in phases.items()]
-    gaps = _gaps([arrival - start for arrival in arrivals])
+    gaps = _gaps(arrivals)
     median, p99 = (None, None) if gaps is None else gaps
     pairs += [f"pieces={len(arrivals)}", f"gap_median={_ms(median)}", f"gap_p99={_ms(p99)}"]
     if timings is not None:
