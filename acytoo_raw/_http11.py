@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json as jsonlib
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import TypeAlias
 
 import anyio
@@ -89,13 +90,20 @@ def build_request(
     absolute_form: bool = False,
     proxy_authorization: bytes | None = None,
 ) -> tuple[h11.Connection, bytes]:
-    """Validate the request with h11 and return its bytes: head and body in one buffer.
+    """Validate the request as h11 does and return its bytes: head and body in one buffer.
 
     ``Host`` and ``Content-Length`` are added unless the caller set them.
     Called before connecting, so bad input fails with no socket opened.
     ``absolute_form`` puts the whole URL on the request line, for a plain
     HTTP proxy, and ``proxy_authorization`` is then that proxy's credential
-    (the proxy strips it before forwarding).
+    (the proxy strips it before forwarding). The returned h11 connection is
+    in the state to read the response.
+
+    The common request (token method, valid target and headers, no framing or
+    connection-management headers of the caller's beyond a matching
+    Content-Length) is checked with h11's own patterns and written directly;
+    any other goes through h11 whole. Both give the bytes h11 would send
+    (tests/test_http11_request.py checks this for any input).
 
     Raises:
         LocalProtocolError: a header name or value h11 refuses (CR/LF, NUL,
@@ -117,6 +125,16 @@ def build_request(
         pairs = [(name, value) for name, value in pairs if name.lower() != b"proxy-authorization"]
         pairs.append((b"proxy-authorization", proxy_authorization))
     target = url.absolute_form if absolute_form else url.target
+    built = _build_plain(method, target, pairs, body)
+    if built is not None:
+        return built
+    return _build_with_h11(method, target, pairs, body)
+
+
+def _build_with_h11(
+    method: str, target: str, pairs: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[h11.Connection, bytes]:
+    """The whole request through h11: its bytes, its state, or its refusal."""
     connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
     try:
         request = h11.Request(
@@ -131,6 +149,78 @@ def build_request(
     except UnicodeEncodeError as exc:
         raise LocalProtocolError(f"method and URL must be ASCII: {exc}") from exc
     return connection, data
+
+
+# Headers that change h11's framing or connection state, or that it rewrites
+# (Transfer-Encoding is lower-cased, a Content-Length list collapsed): a request
+# with any of them from the caller goes through h11 whole. (Expect needs no
+# care: h11 forgets a 100-continue wait once the request is complete.)
+_STATEFUL_HEADERS = frozenset({b"transfer-encoding", b"connection", b"upgrade"})
+_END_OF_MESSAGE = h11.EndOfMessage()
+
+try:  # h11's own patterns, so "valid" means exactly what h11 accepts.
+    from h11._events import method_re as _METHOD_RE
+    from h11._events import request_target_re as _TARGET_RE
+    from h11._headers import CONTENT_LENGTH_MAX_DIGITS as _MAX_LENGTH_DIGITS
+    from h11._headers import _content_length_re as _LENGTH_RE
+    from h11._headers import _field_name_re as _NAME_RE
+    from h11._headers import _field_value_re as _VALUE_RE
+except ImportError:  # pragma: no cover - a future h11 without them: h11 does it all.
+    _PLAIN = False
+else:
+    _PLAIN = True
+
+
+def _build_plain(
+    method: str, target: str, pairs: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[h11.Connection, bytes] | None:
+    """The request written directly, or ``None`` when only h11 can say (or refuse)."""
+    if not _PLAIN or not method.isascii() or not target.isascii():
+        return None
+    method_bytes = method.encode("ascii")
+    target_bytes = target.encode("ascii")
+    if _METHOD_RE.fullmatch(method_bytes) is None or _TARGET_RE.fullmatch(target_bytes) is None:
+        return None
+    host = b""
+    length: bytes | None = None
+    lines = [b"%s %s HTTP/1.1\r\n" % (method_bytes, target_bytes), b""]
+    for name, value in pairs:
+        if _NAME_RE.fullmatch(name) is None or _VALUE_RE.fullmatch(value) is None:
+            return None
+        lower = name.lower()
+        if lower == b"host":
+            if host:
+                return None  # h11 refuses a second Host.
+            host = b"%s: %s\r\n" % (name, value)
+            continue
+        if lower == b"content-length":
+            if (
+                length is not None
+                or _LENGTH_RE.fullmatch(value) is None
+                or len(value) > _MAX_LENGTH_DIGITS
+            ):
+                return None
+            length = value
+        elif lower in _STATEFUL_HEADERS:
+            return None
+        lines.append(b"%s: %s\r\n" % (name, value))
+    if not host or (int(length) if length is not None else 0) != len(body):
+        return None
+    lines[1] = host  # h11 writes Host first, wherever it was given.
+    lines.append(b"\r\n")
+    lines.append(body)
+    connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
+    # Same method (CONNECT's switch proposal included), keep-alive, no Upgrade:
+    # h11 ends in the state the real request leaves it in, ready to read the
+    # response.
+    connection.send(_state_template(method_bytes))
+    connection.send(_END_OF_MESSAGE)
+    return connection, b"".join(lines)
+
+
+@lru_cache(maxsize=64)
+def _state_template(method: bytes) -> h11.Request:
+    return h11.Request(method=method, target=b"/", headers=[(b"host", b"template")])
 
 
 def _encode_headers(headers: HeaderInput) -> list[tuple[bytes, bytes]]:

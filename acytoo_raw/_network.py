@@ -10,6 +10,7 @@ TLS to an https proxy). Foreign exceptions are translated to ours in
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -249,29 +250,45 @@ async def connect_tcp(host: str, port: int) -> SocketStream:
     raise ConnectError(f"cannot connect to {where}: {reason}") from last_error
 
 
-def _enable_keepalive(sock: socket.socket) -> None:
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+# (option, value) pairs this platform knows: Linux has TCP_KEEPIDLE, macOS TCP_KEEPALIVE.
+_KEEPALIVE_OPTIONS = [
+    (option, value)
     for name, value in (
-        ("TCP_KEEPIDLE", _KEEPALIVE_IDLE),  # Linux
-        ("TCP_KEEPALIVE", _KEEPALIVE_IDLE),  # macOS
+        ("TCP_KEEPIDLE", _KEEPALIVE_IDLE),
+        ("TCP_KEEPALIVE", _KEEPALIVE_IDLE),
         ("TCP_KEEPINTVL", _KEEPALIVE_INTERVAL),
         ("TCP_KEEPCNT", _KEEPALIVE_COUNT),
-    ):
-        option = getattr(socket, name, None)
-        if option is not None:
-            with suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    )
+    if (option := getattr(socket, name, None)) is not None
+]
 
 
-def _literal_address(host: str, port: int) -> list[Any] | None:
+def _enable_keepalive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in _KEEPALIVE_OPTIONS:
+        with suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+@lru_cache(maxsize=64)
+def _literal_address(host: str, port: int) -> tuple[Any, ...] | None:
     # An IP literal needs no resolver: anyio would send it to a worker thread.
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return None
     if ip.version == 4:
-        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]
-    return [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port, 0, 0))]
+        return ((socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port)),)
+    return ((socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port, 0, 0)),)
+
+
+# What a second connect() says of a connection still being set up; anything
+# else but success is the connect's own failure (the first attempt's error is
+# reported once, to whoever asks first).
+_CONNECTING = frozenset(
+    {errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK, errno.EINVAL}  # EINVAL: Windows
+)
+_CONNECTED = frozenset({0, errno.EISCONN})
 
 
 async def _connect_socket(sock: socket.socket, address: tuple[object, ...]) -> None:
@@ -281,6 +298,13 @@ async def _connect_socket(sock: socket.socket, address: tuple[object, ...]) -> N
         pass
     else:
         return
+    # A nearby peer (loopback, a LAN) has often answered by now: asking once
+    # more costs a syscall, the wait below a loop turn and two epoll_ctl.
+    error = sock.connect_ex(address)
+    if error in _CONNECTED:
+        return
+    if error not in _CONNECTING:
+        raise OSError(error, os.strerror(error))
     await anyio.wait_writable(sock)
     error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if error:

@@ -664,4 +664,3 @@ _ProactorLoop: type[Any] | None = getattr(asyncio, "ProactorEventLoop", None)
 def _has_readers(loop: asyncio.AbstractEventLoop) -> bool:
     # Windows' Proactor loop has no add_reader (anyio runs a selector thread for it).
     return _ProactorLoop is None or not isinstance(loop, _ProactorLoop)
-

@@ -6,9 +6,10 @@ import json
 
 import h11
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from acytoo_raw import _http11 as http11
 from acytoo_raw._exceptions import LocalProtocolError
 from acytoo_raw._http11 import HeaderInput, build_request, encode_body
 from acytoo_raw._urls import parse_url
@@ -377,3 +378,247 @@ def test_encode_body_refuses_nan_and_infinity_which_are_not_json(value: object) 
 def test_encode_body_refuses_content_of_the_wrong_type(content: object) -> None:
     with pytest.raises(LocalProtocolError, match="content= must be bytes or str"):
         encode_body(None, content)  # type: ignore[arg-type]
+
+
+# --- the direct writer against h11 whole ----------------------------------------------
+#
+# build_request writes the common request itself (checked with h11's own patterns)
+# and hands anything else to h11. Whatever the input, the result must be what h11
+# gives: the same bytes and an h11 state that reads the response the same way, or
+# the same refusal.
+
+_TOKEN = "-!#$%&'*+.^_`|~0123456789abcdefxyzABCXYZ"
+_NAMES = [
+    "Host",
+    "host",
+    "Content-Length",
+    "content-length",
+    "Transfer-Encoding",
+    "Connection",
+    "connection",
+    "Upgrade",
+    "Expect",
+    "X-A",
+    "accept",
+    "Proxy-Authorization",
+    "Content-Type",
+]
+_VALUES = [
+    "close",
+    "keep-alive",
+    "Keep-Alive, close",
+    "chunked",
+    "Chunked",
+    "gzip, chunked",
+    "100-continue",
+    "websocket",
+    "5, 5",
+    " 5",
+    "5 ",
+    "05",
+    "",
+    "a b",
+    "a\tb",
+    "v\u00e9",
+    "x\r\ny",
+    "x\n",
+    "\x00",
+    "\x7f",
+    "example.com",
+]
+
+
+def _forced_through_h11(
+    monkeypatch: pytest.MonkeyPatch, *args: object, **kwargs: object
+) -> tuple[h11.Connection, bytes] | str:
+    with monkeypatch.context() as patch:
+        patch.setattr(http11, "_build_plain", lambda *_: None)
+        return _outcome(*args, **kwargs)
+
+
+def _outcome(*args: object, **kwargs: object) -> tuple[h11.Connection, bytes] | str:
+    try:
+        return build_request(*args, **kwargs)  # type: ignore[arg-type]
+    except LocalProtocolError as exc:
+        return f"refused: {exc}"
+
+
+def _state(connection: h11.Connection) -> tuple[object, ...]:
+    state = connection._cstate
+    return (
+        connection.our_state,
+        connection.their_state,
+        connection._request_method,
+        state.keep_alive,
+        frozenset(state.pending_switch_proposals),
+        connection.client_is_waiting_for_100_continue,
+    )
+
+
+def _reads_response_alike(ours: h11.Connection, reference: h11.Connection) -> None:
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi"
+    for connection in (ours, reference):
+        connection.receive_data(head)
+    for _ in range(4):  # Response, Data, EndOfMessage, then NEED_DATA or PAUSED.
+        mine, theirs = _event(ours), _event(reference)
+        assert repr(mine) == repr(theirs)
+        assert _state(ours) == _state(reference)
+        if mine in (h11.NEED_DATA, h11.PAUSED) or isinstance(mine, str):
+            return
+
+
+def _event(connection: h11.Connection) -> object:
+    try:
+        return connection.next_event()
+    except h11.ProtocolError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+# What h11 accepts as a value (no CR/LF/NUL/DEL, no leading or trailing whitespace).
+_GOOD_VALUES = [
+    value
+    for value in _VALUES
+    if value == value.strip(" \t")
+    and "\r" not in value
+    and "\n" not in value
+    and "\x00" not in value
+    and "\x7f" not in value
+]
+_BAD = " :\r\n\x00\u00e9\x7f"
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[tuple[object, ...], dict[str, object]]:
+    """Mostly valid requests, some with a flaw h11 refuses, some only h11 may write."""
+    body = draw(st.binary(max_size=40))
+    flawed = draw(st.integers(0, 3)) == 0  # One in four may hold what h11 refuses.
+    bad = _BAD if flawed else ""
+    method = draw(
+        st.one_of(
+            st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "CONNECT", "get", "PATCH"]),
+            st.text(alphabet=_TOKEN + bad, min_size=1, max_size=6),
+        )
+    )
+    length = len(body)
+    value = st.one_of(
+        st.sampled_from(_VALUES if flawed else _GOOD_VALUES),
+        st.sampled_from([str(length), f"{length}, {length}", str(length + 1), f"0{length}"]),
+        st.text(alphabet="ab9,\t" + bad, max_size=6).map(str.strip),
+    )
+    name = st.one_of(
+        st.sampled_from(_NAMES),
+        st.text(alphabet=_TOKEN + bad, min_size=0 if flawed else 1, max_size=6),
+    )
+    headers = draw(st.lists(st.tuples(name, value), max_size=5))
+    if draw(st.booleans()):  # The caller frames the body: rightly, wrongly, oddly.
+        lengths = [str(length), str(length + 1), f"{length}, {length}", "0" * 20 + str(length)]
+        header = (
+            draw(st.sampled_from(["Content-Length", "content-length"])),
+            draw(st.sampled_from(lengths)),
+        )
+        headers.insert(draw(st.integers(0, len(headers))), header)
+    if draw(st.integers(0, 3)) == 0:  # A header that changes h11's state or framing.
+        stateful = [
+            ("Connection", "close"),
+            ("connection", "keep-alive"),
+            ("Expect", "100-continue"),
+            ("Upgrade", "websocket"),
+            ("Transfer-Encoding", "chunked"),
+        ]
+        headers.insert(draw(st.integers(0, len(headers))), draw(st.sampled_from(stateful)))
+    url = draw(
+        st.sampled_from(
+            [
+                "http://example.com/api",
+                "http://[::1]:8080/p?q=1",
+                "https://h:8443/",
+                "http://h/a%20b",
+            ]
+        )
+    )
+    args = (method, parse_url(url), headers, body, draw(st.sampled_from([None, b"text/x"])))
+    kwargs = {
+        "absolute_form": draw(st.booleans()),
+        "proxy_authorization": draw(st.sampled_from([None, b"Basic dTpw"])),
+    }
+    return args, kwargs
+
+
+@settings(max_examples=200, deadline=None)
+@given(request=requests())
+def test_any_request_is_built_as_h11_builds_it_or_refused_alike(
+    request: tuple[tuple[object, ...], dict[str, object]],
+) -> None:
+    args, kwargs = request
+    ours = _outcome(*args, **kwargs)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        reference = _forced_through_h11(monkeypatch, *args, **kwargs)
+    if isinstance(reference, str):
+        assert ours == reference
+        return
+    assert not isinstance(ours, str), ours
+    assert ours[1] == reference[1]
+    assert _state(ours[0]) == _state(reference[0])
+    _reads_response_alike(ours[0], reference[0])
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "body"),
+    [
+        ("POST", None, b'{"a":1}'),
+        ("GET", None, b""),
+        ("HEAD", None, b""),
+        ("POST", {"Accept": "*/*", "X-Trace": "a b"}, b"x"),
+        ("POST", [("X-A", "1"), ("Host", "other.example"), ("X-B", "2")], b""),
+        ("PUT", {"Content-Length": "3"}, b"abc"),
+        ("DELETE", {"authorization": "Bearer t\u00f6ken"}, b""),
+        ("POST", {"Expect": "100-continue"}, b"abc"),
+        ("CONNECT", None, b""),
+    ],
+)
+def test_common_requests_are_written_directly_and_equal_h11s(
+    method: str, headers: HeaderInput, body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = _forced_through_h11(monkeypatch, method, EXAMPLE, headers, body, None)
+    assert not isinstance(reference, str)
+    monkeypatch.setattr(http11, "_build_with_h11", _must_not_be_called)
+    connection, data = build_request(method, EXAMPLE, headers, body, None)
+    assert data == reference[1]
+    assert _state(connection) == _state(reference[0])
+    _reads_response_alike(connection, reference[0])
+
+
+def _must_not_be_called(*_: object) -> None:
+    raise AssertionError("went through h11 whole")
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({"Connection": "close"}, b""),
+        ({"Transfer-Encoding": "Chunked"}, b"abc"),
+        ({"Content-Length": "3, 3"}, b"abc"),
+        ({"Upgrade": "websocket"}, b""),
+    ],
+)
+def test_headers_that_change_h11s_state_or_bytes_go_through_h11(
+    headers: HeaderInput, body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[object] = []
+    original = http11._build_with_h11
+
+    def spy(*args: object) -> object:
+        calls.append(args)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(http11, "_build_with_h11", spy)
+    _, data = build_request("POST", EXAMPLE, headers, body, None)
+    assert len(calls) == 1
+    assert data.startswith(b"POST /api HTTP/1.1\r\nhost: example.com\r\n")
+
+
+def test_a_request_asking_to_close_leaves_h11_expecting_to_close() -> None:
+    connection, _ = build_request("GET", EXAMPLE, {"Connection": "close"}, b"", None)
+    assert connection.our_state is h11.MUST_CLOSE
+    connection, _ = build_request("GET", EXAMPLE, None, b"", None)
+    assert connection.our_state is h11.DONE

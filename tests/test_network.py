@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pathlib
 import socket
 import ssl
+import sys
 
 import anyio
 import pytest
@@ -15,6 +17,7 @@ from acytoo_raw import ConnectError, LocalProtocolError, RemoteProtocolError, TL
 from acytoo_raw._network import (
     PrefixedStream,
     SocketStream,
+    _connect_socket,
     connect_tcp,
     ssl_context_from_cafile,
     translate_errors,
@@ -140,3 +143,72 @@ def test_ca_file_context_is_built_once_per_file_version(ca_file: str) -> None:
     path = pathlib.Path(ca_file)
     path.write_bytes(path.read_bytes() + b"\n")  # A new version of the file.
     assert ssl_context_from_cafile(ca_file) is not first
+
+
+# --- connecting without a loop turn ------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="Linux finishes a loopback handshake in connect()"
+)
+async def test_loopback_connect_needs_no_wait_for_writability(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def no_wait(_: object) -> None:
+        raise AssertionError("waited for writability")
+
+    monkeypatch.setattr(anyio, "wait_writable", no_wait)
+    with socket.create_server(("127.0.0.1", 0)) as server, anyio.fail_after(BOUND):
+        stream = await connect_tcp("127.0.0.1", server.getsockname()[1])
+        async with stream:
+            assert stream.socket.getpeername() == server.getsockname()
+
+
+@pytest.mark.anyio
+async def test_refused_connect_is_connect_error_naming_the_reason() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+    with (
+        pytest.raises(ConnectError, match=r"127\.0\.0\.1:\d+: .*[Rr]efused"),
+        anyio.fail_after(BOUND),
+    ):
+        await connect_tcp("127.0.0.1", port)
+
+
+class _SlowHandshake:
+    """A socket whose handshake is still under way after connect() (a distant peer)."""
+
+    def __init__(self, real: socket.socket, outcome: int) -> None:
+        self._real = real
+        self._outcome = outcome
+        self.asked: list[str] = []
+
+    def fileno(self) -> int:
+        return self._real.fileno()
+
+    def connect(self, address: object) -> None:
+        self.asked.append("connect")
+        raise BlockingIOError(errno.EINPROGRESS, "in progress")
+
+    def connect_ex(self, address: object) -> int:
+        self.asked.append("connect_ex")
+        return errno.EALREADY
+
+    def getsockopt(self, level: int, option: int) -> int:
+        self.asked.append("SO_ERROR")
+        return self._outcome
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outcome", [0, errno.ECONNREFUSED])
+async def test_connect_still_in_progress_waits_then_reads_the_outcome(outcome: int) -> None:
+    left, right = socket.socketpair()
+    with left, right, anyio.fail_after(BOUND):
+        slow = _SlowHandshake(left, outcome)
+        if outcome:
+            with pytest.raises(ConnectionRefusedError):
+                await _connect_socket(slow, ("192.0.2.1", 80))  # type: ignore[arg-type]
+        else:
+            await _connect_socket(slow, ("192.0.2.1", 80))  # type: ignore[arg-type]
+        assert slow.asked == ["connect", "connect_ex", "SO_ERROR"]

@@ -150,9 +150,9 @@ async def test_cancel_while_parked_leaves_nothing_registered(limited: bool) -> N
                 tg.start_soon(stream.receive)
                 await until(lambda: is_parked(receiver))
                 timer = timer_of(receiver)
-                assert (timer is not None) == (limited and not isinstance(
-                    receiver, PortableReceiver
-                ))
+                assert (timer is not None) == (
+                    limited and not isinstance(receiver, PortableReceiver)
+                )
                 tg.cancel_scope.cancel()
             assert not is_parked(receiver)
             assert_no_timer(receiver)
