@@ -266,7 +266,7 @@ class ResponseReader:
 
     def __init__(self, stream: ByteStream, connection: h11.Connection, method: bytes) -> None:
         self._stream = stream
-        self._connection = connection
+        self._connection: h11.Connection | None = connection
         self._method = method
         self._parser: BodyParser | None = None
         self._pending = b""  # Body bytes that arrived with the head.
@@ -299,6 +299,9 @@ class ResponseReader:
             RemoteProtocolError: malformed head, a head over
                 :data:`MAX_HEAD_SIZE`, or the server closed before sending one.
         """
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError("the response head was already received")
         buffer = b""
         searched = 0
         interim = 0
@@ -318,16 +321,19 @@ class ResponseReader:
                         "server closed the connection without a response"
                     ) from None
                 continue
-            self._connection.receive_data(buffer[:end])
+            connection.receive_data(buffer[:end])
             try:
-                event = self._connection.next_event()
+                event = connection.next_event()
             except h11.RemoteProtocolError as exc:
                 raise RemoteProtocolError(f"malformed response head: {exc}") from exc
             buffer, searched = buffer[end:], 0
             if isinstance(event, h11.Response):
                 self._parser = body_parser_for(event.status_code, event.headers, self._method)
-                self._keep_alive = _keeps_alive(self._connection, event)
+                self._keep_alive = _keeps_alive(connection, event)
                 self._pending = self._parser.feed(buffer) if buffer else b""
+                # h11's part is over: its half-dozen objects need not live as
+                # long as the body (fewer objects per open stream for the GC).
+                self._connection = None
                 return event
             if not isinstance(event, h11.InformationalResponse):  # pragma: no cover
                 raise RemoteProtocolError(f"unexpected {event!r} instead of a response head")

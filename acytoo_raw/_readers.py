@@ -101,6 +101,7 @@ class Receiver:
         "_closed",
         "_deadline",
         "_deadline_error",
+        "_deadline_message",
         "_drained",
         "_fd",
         "_gap",
@@ -123,7 +124,9 @@ class Receiver:
         self._reads = 0  # Reads since the last checkpoint.
         self._gap: float | None = None
         self._deadline = _INFINITY
-        self._deadline_error: tuple[type[TimeoutException], str] = (TotalTimeout, "")
+        # Two attributes, not a tuple: one object less per connection.
+        self._deadline_error: type[TimeoutException] = TotalTimeout
+        self._deadline_message = ""
         self._limited = False
         self._wait_end = _INFINITY
         self._gap_end = _INFINITY
@@ -138,7 +141,8 @@ class Receiver:
     ) -> None:
         self._gap = gap
         self._deadline = deadline
-        self._deadline_error = (deadline_error, message)
+        self._deadline_error = deadline_error
+        self._deadline_message = message
         self._limited = gap is not None or deadline != _INFINITY
 
     async def receive(self, max_bytes: int) -> bytes:
@@ -183,8 +187,7 @@ class Receiver:
         return self._late()
 
     def _late(self) -> TimeoutException:
-        error, message = self._deadline_error
-        return error(message)
+        return self._deadline_error(self._deadline_message)
 
     def _read_now(self, view: memoryview) -> bytes | None:
         """One ``recv``: the bytes, or ``None`` when nothing is there yet."""
@@ -222,7 +225,8 @@ class AsyncioReceiver(Receiver):
         super().__init__(sock)
         self._loop = loop
         self._clock = loop.time
-        self._queue: list[bytes] = []  # Read by the callback, not yet handed out.
+        # Read by the callback, not yet handed out; made when first needed.
+        self._queue: list[bytes] | None = None
         self._queued = 0
         self._reading = False  # The callback is registered.
         self._eof = False
@@ -260,6 +264,7 @@ class AsyncioReceiver(Receiver):
 
     def _dequeue(self, max_bytes: int) -> bytes:
         queue = self._queue
+        assert queue is not None
         if len(queue) == 1 and self._queued <= max_bytes:
             data = queue.pop()
         else:
@@ -299,8 +304,7 @@ class AsyncioReceiver(Receiver):
         if not data:
             raise anyio.EndOfStream
         if len(data) > max_bytes:
-            self._queue.insert(0, data[max_bytes:])
-            self._queued += len(data) - max_bytes
+            self._unread(data[max_bytes:])
             data = data[:max_bytes]
         return data
 
@@ -317,8 +321,7 @@ class AsyncioReceiver(Receiver):
         if waiter.done() and not waiter.cancelled():
             data = waiter.result()
             if data:
-                self._queue.insert(0, data)
-                self._queued += len(data)
+                self._unread(data)
         else:
             waiter.cancel()
         self._stop_reading()
@@ -349,10 +352,21 @@ class AsyncioReceiver(Receiver):
         if waiter is not None and not waiter.done():
             waiter.set_result(data)
             return
-        self._queue.append(data)
+        if self._queue is None:
+            self._queue = [data]
+        else:
+            self._queue.append(data)
         self._queued += size
         if self._queued >= MAX_QUEUED:
             self._stop_reading()
+
+    def _unread(self, data: bytes) -> None:
+        """Put ``data`` back in front of what is queued."""
+        if self._queue is None:
+            self._queue = [data]
+        else:
+            self._queue.insert(0, data)
+        self._queued += len(data)
 
     def _wake(self, result: bytes | None) -> None:
         waiter = self._waiter
@@ -409,7 +423,7 @@ class AsyncioReceiver(Receiver):
         if self._closed:
             return
         self._closed = True
-        self._queue.clear()
+        self._queue = None
         self._queued = 0
         if not self._loop.is_closed():
             self._stop_reading()

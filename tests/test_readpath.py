@@ -12,6 +12,7 @@ import asyncio
 import select
 import socket
 import struct
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import aclosing, contextmanager, suppress
 
@@ -29,6 +30,7 @@ from acytoo_raw import (
     _network,
     _readers,
 )
+from acytoo_raw._http11 import ResponseReader, build_request
 from acytoo_raw._network import SocketStream
 from acytoo_raw._readers import (
     MAX_QUEUED,
@@ -38,6 +40,7 @@ from acytoo_raw._readers import (
     TrioReceiver,
     trio_timers,
 )
+from acytoo_raw._urls import parse_url
 from tests.peers import LAST_CHUNK, chunk, chunked_head, script, scripted_server
 
 BOUND = 10.0
@@ -699,3 +702,23 @@ def _drain(peer: socket.socket, size: int) -> int:
                 break
             got += len(data)
     return got
+
+
+# --- objects per open stream -----------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_reader_lets_go_of_h11_once_the_head_is_parsed() -> None:
+    connection, _ = build_request("GET", parse_url("http://example.com/"), None, b"", None)
+    gone = weakref.ref(connection)
+    with tcp_pair() as (stream, peer):
+        reader = ResponseReader(stream, connection, b"GET")
+        del connection
+        peer.sendall(chunked_head() + chunk(b"body"))
+        with anyio.fail_after(BOUND):
+            head = await reader.receive_head()
+            assert head.status_code == 200
+            assert gone() is None  # Nothing of h11 lives as long as the body.
+            assert await reader.receive_body() == b"body"
+            with pytest.raises(RuntimeError):
+                await reader.receive_head()
