@@ -24,7 +24,6 @@ one caller.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import socket
@@ -38,6 +37,8 @@ import anyio.lowlevel
 from ._exceptions import ReadTimeout, TimeoutException, TotalTimeout
 
 if TYPE_CHECKING:
+    import asyncio
+
     import trio
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "Receiver",
     "TrioReceiver",
     "new_receiver",
+    "trio_timers",
 ]
 
 # 64 KiB reads: measured here (benchmarks/, UTF-8 text throughput) faster than
@@ -268,7 +270,7 @@ class AsyncioReceiver(Receiver):
         self._reads += 1
         if self._reads >= _MAX_READS_WITHOUT_CHECKPOINT:
             self._reads = 0
-            await asyncio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         return data
 
     def _dequeue(self, max_bytes: int) -> bytes:
@@ -663,14 +665,18 @@ class PortableReceiver(Receiver):
 
 def new_receiver(sock: socket.socket) -> Receiver:
     """The receiver for the event loop running now (portable outside of one)."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        if _has_readers(loop):
-            return AsyncioReceiver(sock, loop)
-        return PortableReceiver(sock)
+    # Neither asyncio nor trio is imported here for a loop that is not running:
+    # whichever runs was imported by whoever started it.
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            if _has_readers(loop):
+                return AsyncioReceiver(sock, loop)
+            return PortableReceiver(sock)
     trio = sys.modules.get("trio")
     if trio is not None:
         try:
@@ -682,9 +688,7 @@ def new_receiver(sock: socket.socket) -> Receiver:
     return PortableReceiver(sock)
 
 
-_ProactorLoop: type[Any] | None = getattr(asyncio, "ProactorEventLoop", None)
-
-
 def _has_readers(loop: asyncio.AbstractEventLoop) -> bool:
     # Windows' Proactor loop has no add_reader (anyio runs a selector thread for it).
-    return _ProactorLoop is None or not isinstance(loop, _ProactorLoop)
+    proactor: type[Any] | None = getattr(sys.modules["asyncio"], "ProactorEventLoop", None)
+    return proactor is None or not isinstance(loop, proactor)

@@ -536,8 +536,14 @@ def requests(draw: st.DrawFn) -> tuple[tuple[object, ...], dict[str, object]]:
             ]
         )
     )
-    args = (method, parse_url(url), headers, body, draw(st.sampled_from([None, b"text/x"])))
-    kwargs = {
+    args: tuple[object, ...] = (
+        method,
+        parse_url(url),
+        headers,
+        body,
+        draw(st.sampled_from([None, b"text/x"])),
+    )
+    kwargs: dict[str, object] = {
         "absolute_form": draw(st.booleans()),
         "proxy_authorization": draw(st.sampled_from([None, b"Basic dTpw"])),
     }
