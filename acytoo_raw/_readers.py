@@ -65,7 +65,7 @@ MAX_QUEUED = 64 * 1024
 # Reads that find data waiting do not touch the event loop; after this many in
 # a row we yield once anyway, so a peer that never pauses can't starve the loop
 # or make the caller uncancellable.
-_MAX_READS_WITHOUT_CHECKPOINT = 16
+_MAX_READS_WITHOUT_CHECKPOINT = 2
 
 # Dead entries (streams closed or cancelled before their timer fired) that the
 # trio timer heap tolerates before it is rebuilt without them.

@@ -8,6 +8,7 @@ from contextlib import aclosing
 from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from ._decoding import TextDecoder, charset_from_content_type
 from ._exceptions import AcytooError, HTTPStatusError, ReadTimeout
@@ -20,6 +21,10 @@ __all__ = ["ERROR_BODY_LIMIT", "Response", "Timings"]
 # The part of an error body kept on HTTPStatusError: enough for any JSON error
 # message, bounded so a hostile server can't make us buffer without limit.
 ERROR_BODY_LIMIT = 64 * 1024
+
+# Events handed out from one read before the loop gets a turn: a 64 KiB read of
+# minimal events holds ~7,000, whose handling must not hold the loop for long.
+_EVENTS_BETWEEN_CHECKPOINTS = 256
 
 _Piece = TypeVar("_Piece", bytes, str)
 _T = TypeVar("_T")
@@ -225,9 +230,13 @@ class Response:
         clock = time.perf_counter
         async with aclosing(self._pieces(_unchanged, None, record=False)) as pieces:
             async for data in pieces:
-                for event in decoder.feed(data):
+                events = decoder.feed(data)
+                for count, event in enumerate(events, 1):
                     self._record(clock())
                     yield event
+                    if not count % _EVENTS_BETWEEN_CHECKPOINTS:
+                        # One read of tiny events is thousands: let the loop run between.
+                        await anyio.lowlevel.checkpoint()
         decoder.feed_eof()  # An event cut off by the end is dropped, as the standard says.
 
     def _record(self, now: float) -> None:
