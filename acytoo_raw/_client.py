@@ -247,6 +247,7 @@ class Client:
         connection, reader, head = await self._start(
             request, reader_state, data, limits, deadline, timings
         )
+        del reader_state, data  # Not kept alive for as long as the body streams.
         if head.status_code == 407 and request.route.mode == "forward":
             # Proxy authentication is never the origin's answer.
             self._pool.release(connection, reusable=False)
@@ -261,6 +262,7 @@ class Client:
             timings,
             _error_body_seconds(limits, deadline),
         )
+        del head
         cancelled = False
         try:
             yield response
