@@ -309,6 +309,10 @@ class AsyncioReceiver(Receiver):
     def _woken(self, data: bytes | None, max_bytes: int) -> bytes:
         """What the parked reader was woken with: bytes, or the reason as an exception."""
         if data is None:
+            # Timed out, closed or broken: this stream reads no more, so leave
+            # nothing registered (a cancellation racing the timer ends the same).
+            self._stop_reading()
+            self._cancel_timer()
             raise self._wake_reason()
         if not data:
             raise anyio.EndOfStream
