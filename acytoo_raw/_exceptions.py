@@ -91,9 +91,7 @@ class StreamError(AcytooError):
     may be ``None``), ``code`` its optional code.
     """
 
-    def __init__(
-        self, message: str, *, type: str | None = None, code: object = None
-    ) -> None:
+    def __init__(self, message: str, *, type: str | None = None, code: object = None) -> None:
         super().__init__(message)
         self.message = message
         self.type = type

@@ -1,8 +1,11 @@
-"""One HTTP/1.1 exchange with h11: build the request, read the head, read the body.
+"""One HTTP/1.1 exchange: build the request, read the head, read the body.
 
-h11 builds and validates the request and parses the response head and body.
-The receiving side is driven by :class:`ResponseReader` over any anyio byte
-stream; it never waits for more data while it holds body bytes.
+h11 is the authority: the common request is written directly and the common
+response head parsed directly (:mod:`._head`), each only where h11's own rules
+accept it and proven byte-for-byte equal to h11 in tests; anything else goes
+through h11 whole. The receiving side is driven by :class:`ResponseReader`
+over any anyio byte stream; it never waits for more data while it holds body
+bytes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ._body import (
     find_head_end,
 )
 from ._exceptions import LocalProtocolError, RemoteProtocolError
+from ._head import ResponseHead, parse_common_head
 from ._tls import EndWithoutCloseNotify
 from ._urls import URL
 
@@ -33,9 +37,12 @@ __all__ = [
     "MAX_HEAD_SIZE",
     "MAX_INTERIM_RESPONSES",
     "HeaderInput",
+    "ResponseHead",
     "ResponseReader",
     "build_request",
     "encode_body",
+    "encode_request",
+    "state_after_request",
 ]
 
 # 1xx answers before the real one: a server sends one 100 Continue or a few
@@ -90,14 +97,39 @@ def build_request(
     absolute_form: bool = False,
     proxy_authorization: bytes | None = None,
 ) -> tuple[h11.Connection, bytes]:
+    """:func:`encode_request`, with the h11 state that reads the response always made."""
+    data, state = encode_request(
+        method,
+        url,
+        headers,
+        body,
+        content_type,
+        absolute_form=absolute_form,
+        proxy_authorization=proxy_authorization,
+    )
+    return (state if state is not None else state_after_request(method.encode("ascii"))), data
+
+
+def encode_request(
+    method: str,
+    url: URL,
+    headers: HeaderInput,
+    body: bytes,
+    content_type: bytes | None = None,
+    *,
+    absolute_form: bool = False,
+    proxy_authorization: bytes | None = None,
+) -> tuple[bytes, h11.Connection | None]:
     """Validate the request as h11 does and return its bytes: head and body in one buffer.
 
     ``Host`` and ``Content-Length`` are added unless the caller set them.
     Called before connecting, so bad input fails with no socket opened.
     ``absolute_form`` puts the whole URL on the request line, for a plain
     HTTP proxy, and ``proxy_authorization`` is then that proxy's credential
-    (the proxy strips it before forwarding). The returned h11 connection is
-    in the state to read the response.
+    (the proxy strips it before forwarding). With the bytes comes the h11
+    connection in the state to read the response, or ``None`` for a request
+    written directly: :func:`state_after_request` makes that state when a
+    response head needs h11 (most never do, see :mod:`._head`).
 
     The common request (token method, valid target and headers, no framing or
     connection-management headers of the caller's beyond a matching
@@ -125,10 +157,11 @@ def build_request(
         pairs = [(name, value) for name, value in pairs if name.lower() != b"proxy-authorization"]
         pairs.append((b"proxy-authorization", proxy_authorization))
     target = url.absolute_form if absolute_form else url.target
-    built = _build_plain(method, target, pairs, body)
-    if built is not None:
-        return built
-    return _build_with_h11(method, target, pairs, body)
+    data = _build_plain(method, target, pairs, body)
+    if data is not None:
+        return data, None
+    connection, data = _build_with_h11(method, target, pairs, body)
+    return data, connection
 
 
 def _build_with_h11(
@@ -173,7 +206,7 @@ else:
 
 def _build_plain(
     method: str, target: str, pairs: list[tuple[bytes, bytes]], body: bytes
-) -> tuple[h11.Connection, bytes] | None:
+) -> bytes | None:
     """The request written directly, or ``None`` when only h11 can say (or refuse)."""
     if not _PLAIN or not method.isascii() or not target.isascii():
         return None
@@ -209,13 +242,20 @@ def _build_plain(
     lines[1] = host  # h11 writes Host first, wherever it was given.
     lines.append(b"\r\n")
     lines.append(body)
+    return b"".join(lines)
+
+
+def state_after_request(method: bytes) -> h11.Connection:
+    """h11 in the state a directly written ``method`` request leaves it: reading the response.
+
+    Same method (CONNECT's switch proposal included), keep-alive, no Upgrade:
+    what :func:`_build_plain` writes, so h11 judges the response as it would
+    after sending the real request.
+    """
     connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
-    # Same method (CONNECT's switch proposal included), keep-alive, no Upgrade:
-    # h11 ends in the state the real request leaves it in, ready to read the
-    # response.
-    connection.send(_state_template(method_bytes))
+    connection.send(_state_template(method))
     connection.send(_END_OF_MESSAGE)
-    return connection, b"".join(lines)
+    return connection
 
 
 @lru_cache(maxsize=64)
@@ -246,16 +286,20 @@ def _to_bytes(value: object, encoding: str) -> bytes:
 
 
 class ResponseReader:
-    """Receives one response from ``stream``: h11 parses the head, :mod:`._body` the body.
+    """Receives one response from ``stream``: the head (:mod:`._head` or h11), then the body.
 
-    h11 gets exactly the bytes of each head (:func:`find_head_end` uses h11's
-    own rule for where a head ends); the body is framed by a small parser
-    proven equal to h11 in tests/test_body.py, because h11's per-event body
-    path is the dominant per-piece cost (PERF_NOTES.md).
+    Each head gets exactly its own bytes (:func:`find_head_end` uses h11's
+    rule for where a head ends). After a directly written request
+    (``connection`` is ``None``) the common head is parsed without h11, and
+    h11 takes any other (made by :func:`state_after_request` only then).
+    The body is framed by a small parser proven equal to h11 in
+    tests/test_body.py, because h11's per-event body path is the dominant
+    per-piece cost (PERF_NOTES.md).
     """
 
     __slots__ = (
         "_connection",
+        "_early",
         "_keep_alive",
         "_method",
         "_parser",
@@ -264,14 +308,22 @@ class ResponseReader:
         "received_any",
     )
 
-    def __init__(self, stream: ByteStream, connection: h11.Connection, method: bytes) -> None:
+    def __init__(
+        self, stream: ByteStream, connection: h11.Connection | None, method: bytes
+    ) -> None:
         self._stream = stream
-        self._connection: h11.Connection | None = connection
+        self._connection = connection
         self._method = method
         self._parser: BodyParser | None = None
         self._pending = b""  # Body bytes that arrived with the head.
         self._keep_alive = False
+        self._early = b""  # Response bytes read while the request was still being sent.
         self.received_any = False  # Some response byte arrived: a replay is no longer safe.
+
+    def prepend(self, data: bytes) -> None:
+        """Response bytes that arrived before the head was asked for (an early answer)."""
+        self._early += data
+        self.received_any = True
 
     @property
     def reusable(self) -> bool:
@@ -292,17 +344,16 @@ class ResponseReader:
             and isinstance(parser, (ContentLengthParser, ChunkedParser))
         )
 
-    async def receive_head(self) -> h11.Response:
+    async def receive_head(self) -> ResponseHead:
         """The final response head; 1xx interim responses are skipped.
 
         Raises:
             RemoteProtocolError: malformed head, a head over
                 :data:`MAX_HEAD_SIZE`, or the server closed before sending one.
         """
-        connection = self._connection
-        if connection is None:
+        if self._parser is not None:
             raise RuntimeError("the response head was already received")
-        buffer = b""
+        buffer, self._early = self._early, b""
         searched = 0
         interim = 0
         while True:
@@ -321,27 +372,50 @@ class ResponseReader:
                         "server closed the connection without a response"
                     ) from None
                 continue
-            connection.receive_data(buffer[:end])
-            try:
-                event = connection.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise RemoteProtocolError(f"malformed response head: {exc}") from exc
+            head = self._parse(buffer[:end])
             buffer, searched = buffer[end:], 0
-            if isinstance(event, h11.Response):
-                self._parser = body_parser_for(event.status_code, event.headers, self._method)
-                self._keep_alive = _keeps_alive(connection, event)
+            if head is not None:
+                self._parser = body_parser_for(head.status_code, head.headers, self._method)
+                self._keep_alive = head.keep_alive
                 self._pending = self._parser.feed(buffer) if buffer else b""
                 # h11's part is over: its half-dozen objects need not live as
                 # long as the body (fewer objects per open stream for the GC).
                 self._connection = None
-                return event
-            if not isinstance(event, h11.InformationalResponse):  # pragma: no cover
-                raise RemoteProtocolError(f"unexpected {event!r} instead of a response head")
+                return head
             interim += 1
             if interim > MAX_INTERIM_RESPONSES:
                 raise RemoteProtocolError(
                     f"more than {MAX_INTERIM_RESPONSES} interim (1xx) responses"
                 )
+
+    def _parse(self, data: bytes) -> ResponseHead | None:
+        """One head's bytes: the final head, or ``None`` for an interim (1xx) one."""
+        connection = self._connection
+        if connection is None:
+            head = parse_common_head(data)
+            if head is not None:
+                return head
+            connection = self._connection = state_after_request(self._method)
+        connection.receive_data(data)
+        try:
+            event = connection.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise RemoteProtocolError(f"malformed response head: {exc}") from exc
+        if isinstance(event, h11.Response):
+            # Parsing the head folded both sides' "Connection: close" and an
+            # HTTP/1.0 peer into h11's keep-alive flag: our side is then
+            # MUST_CLOSE, not DONE.
+            keep_alive = event.http_version == b"1.1" and connection.our_state is h11.DONE
+            return ResponseHead(
+                event.status_code,
+                event.reason,
+                event.http_version,
+                list(event.headers),
+                keep_alive,
+            )
+        if not isinstance(event, h11.InformationalResponse):  # pragma: no cover
+            raise RemoteProtocolError(f"unexpected {event!r} instead of a response head")
+        return None
 
     async def receive_body(self) -> bytes:
         """The body bytes available now, joined; ``b""`` once the body is complete.
@@ -381,9 +455,3 @@ class ResponseReader:
             if piece:
                 return piece
         return b""
-
-
-def _keeps_alive(connection: h11.Connection, response: h11.Response) -> bool:
-    # Parsing the head folded both sides' "Connection: close" and an HTTP/1.0
-    # peer into h11's keep-alive flag: our side is then MUST_CLOSE, not DONE.
-    return response.http_version == b"1.1" and connection.our_state is h11.DONE

@@ -33,6 +33,7 @@ from ._exceptions import (
     TimeoutException,
     TLSError,
     TotalTimeout,
+    WriteTimeout,
 )
 from ._readers import READ_SIZE, new_receiver
 from ._tls import TLSStream, close_stream, receive_nowait
@@ -80,13 +81,30 @@ class SocketStream(ByteStream):
     scope per wait, one lazily re-armed timer per stream.
     """
 
-    __slots__ = ("_closed", "_receiver", "_socket", "_writing")
+    __slots__ = (
+        "_answer_via",
+        "_closed",
+        "_receiver",
+        "_socket",
+        "_write_deadline",
+        "_write_error",
+        "_write_message",
+        "_writing",
+        "early_answer",
+    )
 
     def __init__(self, sock: socket.socket) -> None:
         self._socket = sock
         self._receiver = new_receiver(sock)
         self._closed = False
         self._writing = False  # A send waits for room in the kernel's buffer.
+        self._write_deadline = _INFINITY
+        self._write_error: type[TimeoutException] = WriteTimeout
+        self._write_message = ""
+        # The stream the answer comes through when layers (TLS) sit on top:
+        # raw bytes then may be no answer at all (a TLS 1.3 session ticket).
+        self._answer_via: ByteStream | None = None
+        self.early_answer = b""  # What came through those layers while we waited to write.
 
     @property
     def socket(self) -> socket.socket:
@@ -122,12 +140,37 @@ class SocketStream(ByteStream):
         """
         return self._receiver.receive_nowait()
 
+    def set_write_limit(
+        self,
+        deadline: float = _INFINITY,
+        error: type[TimeoutException] = WriteTimeout,
+        message: str = "",
+        answer_via: ByteStream | None = None,
+    ) -> None:
+        """Bound later sends: a send still waiting at ``deadline``
+        (``anyio.current_time()``) raises ``error(message)``.
+
+        ``answer_via``: the stream on top of this socket (TLS) that an early
+        answer must be read through; what it yields is kept in
+        :attr:`early_answer`.
+        """
+        self._write_deadline = deadline
+        self._write_error = error
+        self._write_message = message
+        self._answer_via = answer_via
+
     async def send(self, item: bytes) -> None:
         """Send all of ``item``; waits while the kernel's buffer is full.
+
+        A send the kernel takes at once returns without a checkpoint and
+        without a cancel scope: the exchange's next step, reading the answer,
+        waits anyway (and each cancel scope costs ~6 µs, a loop turn more).
 
         Raises:
             PeerAnsweredEarly: while waiting, the peer sent data (or closed):
                 it answered before reading all of the request.
+            TimeoutException: the write limit ran out while waiting
+                (:meth:`set_write_limit`).
         """
         view = memoryview(item)
         while view:
@@ -143,13 +186,15 @@ class SocketStream(ByteStream):
                     raise anyio.ClosedResourceError from None
                 raise anyio.BrokenResourceError(exc.strerror or str(exc)) from exc
             view = view[sent:]
-        await anyio.lowlevel.checkpoint()
 
     async def _wait_writable_or_answer(self) -> None:
         while True:
+            left = self._write_deadline - anyio.current_time()
+            if left <= 0:
+                raise self._write_error(self._write_message)
             self._writing = True
             try:
-                with anyio.move_on_after(_EARLY_ANSWER_POLL):
+                with anyio.move_on_after(min(left, _EARLY_ANSWER_POLL)):
                     await anyio.wait_writable(self._socket)
                     return
             except anyio.ClosedResourceError:
@@ -158,7 +203,7 @@ class SocketStream(ByteStream):
                 continue  # trio's read timer woke every waiter on the socket: not ours.
             finally:
                 self._writing = False
-            answered = self._receiver.answered()
+            answered = self._answered()
             if answered is None:
                 continue
             raise PeerAnsweredEarly(
@@ -166,6 +211,20 @@ class SocketStream(ByteStream):
                 if answered
                 else "the server closed before reading the whole request"
             )
+
+    def _answered(self) -> bool | None:
+        """Whether the peer sent an answer (``True``) or closed (``False``); ``None``: neither."""
+        via = self._answer_via
+        if via is None:
+            return self._receiver.answered()  # Peeks: the bytes stay for the reader.
+        try:
+            data = receive_nowait(via)  # Consumes TLS records that are no answer.
+        except anyio.BrokenResourceError:
+            return False
+        if data:
+            self.early_answer += data
+            return True
+        return None if data is None else False
 
     async def send_eof(self) -> None:
         self._socket.shutdown(socket.SHUT_WR)

@@ -10,7 +10,7 @@ with :meth:`Pool.release` or :meth:`Pool.release_slot`, exactly once.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from contextlib import suppress
 
 import anyio
@@ -59,6 +59,8 @@ class Pool:
         self._busy: set[Connection] = set()
         self._waiters: deque[_Waiter] = deque()
         self._closed = False
+        # anyio.current_time, or the same clock looked up once by the client.
+        self.clock: Callable[[], float] = anyio.current_time
 
     @property
     def open_connections(self) -> int:
@@ -83,7 +85,7 @@ class Pool:
         """
         self._check_open()
         if not self._waiters:  # Never overtake a request that is already waiting.
-            got = self._take(key, fresh, anyio.current_time())
+            got = self._take(key, fresh, self.clock())
             if got is not _NOTHING:
                 return self._hand_out(got)
         waiter = _Waiter(key, fresh)
@@ -123,7 +125,7 @@ class Pool:
                     waiter.connection.close()
                 return
             if waiter.connection is not None:
-                self._keep(waiter.connection, anyio.current_time())
+                self._keep(waiter.connection, self.clock())
                 waiter.connection = None
             else:
                 self._open -= 1
@@ -142,7 +144,7 @@ class Pool:
         if self._closed:  # close() already closed it and cleared the count.
             connection.close()
             return
-        now = anyio.current_time()
+        now = self.clock()
         if reusable and expiry > 0 and self._limits.max_keepalive > 0:
             connection.expires_at = now + expiry
             self._keep(connection, now)
@@ -222,7 +224,7 @@ class Pool:
         return True
 
     def _serve_waiters(self) -> None:
-        now = anyio.current_time()
+        now = self.clock()
         while self._waiters:
             waiter = self._waiters[0]
             got = self._take(waiter.key, waiter.fresh, now)

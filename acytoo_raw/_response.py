@@ -295,6 +295,12 @@ class Response:
         )
         raise error from failure
 
+    def has_open_iterators(self) -> bool:
+        """Some body iterator handed out is neither finished nor closed."""
+        # A finished or closed async generator has no frame left.
+        self._iterators = [it for it in self._iterators if getattr(it, "ag_frame", it) is not None]
+        return bool(self._iterators)
+
     async def aclose_iterators(self) -> None:
         """Close body iterators the caller left open (an early ``break``)."""
         iterators, self._iterators = self._iterators, []

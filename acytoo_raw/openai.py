@@ -103,6 +103,7 @@ CHAT_PARAMETERS: Final = frozenset(
 # would turn the answer into one JSON object this reader cannot parse).
 RESERVED_FIELDS: Final = frozenset({"model", "messages", "stream"})
 
+
 def _check_api_key(api_key: object) -> str | None:
     """The key to send, or ``None`` for no ``authorization`` header (``None`` or ``""``).
 

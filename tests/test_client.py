@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
@@ -263,6 +265,51 @@ async def test_unread_request_is_write_timeout() -> None:
         base = f"http://127.0.0.1:{listener.getsockname()[1]}"
         with pytest.raises(WriteTimeout):
             await collect_bytes(base, content=b"x" * (64 * 1024 * 1024), timeout=Timeout(write=0.3))
+
+
+async def test_unread_request_is_total_timeout_when_the_total_runs_out_first() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        started = time.monotonic()
+        with anyio.fail_after(10), pytest.raises(TotalTimeout, match="while sending"):
+            await collect_bytes(
+                base, content=b"x" * (64 * 1024 * 1024), timeout=Timeout(write=30, total=0.3)
+            )
+        assert time.monotonic() - started < 5
+
+
+async def test_unread_request_over_tls_is_write_timeout(
+    server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    # The TLS handshake completes, then the server stops reading: the write
+    # limit bounds the socket under the TLS layer.
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def handshake_then_stall() -> None:
+            peer, _ = listener.accept()
+            with server_ssl_context.wrap_socket(peer, server_side=True) as tls:
+                stop.wait(10)
+                del tls
+
+        thread = threading.Thread(target=handshake_then_stall, daemon=True)
+        thread.start()
+        base = f"https://127.0.0.1:{listener.getsockname()[1]}"
+        try:
+            with anyio.fail_after(10), pytest.raises(WriteTimeout):
+                await collect_bytes(
+                    base,
+                    content=b"x" * (64 * 1024 * 1024),
+                    timeout=Timeout(write=0.3),
+                    ssl_context=client_ssl_context,
+                )
+        finally:
+            stop.set()
+            thread.join(10)
 
 
 async def test_endless_stream_is_cut_by_total_timeout() -> None:
