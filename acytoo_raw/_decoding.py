@@ -48,6 +48,7 @@ from __future__ import annotations
 import codecs
 import re
 from encodings.aliases import aliases as _PYTHON_ALIASES
+from functools import lru_cache
 from typing import Protocol
 
 from ._exceptions import LocalProtocolError
@@ -144,6 +145,7 @@ def check_error_handler(errors: str) -> None:
         ) from exc
 
 
+@lru_cache(maxsize=64)  # Names are short (MAX_CHARSET_NAME); a server repeats its own.
 def _text_codec(charset: str | None) -> codecs.CodecInfo:
     """The codec for a server's charset name, by the rule in the module docstring."""
     if not charset or len(charset) > MAX_CHARSET_NAME:

@@ -56,6 +56,9 @@ class Pool:
         self._open = 0  # Slots taken: connections open or being opened.
         self._idle: dict[Hashable, list[Connection]] = {}  # Most recently used last.
         self._idle_count = 0
+        # No idle connection expires before this (a lower bound: taking one
+        # out leaves it as it was, which costs at most one scan too many).
+        self._next_expiry = _INFINITY
         self._busy: set[Connection] = set()
         self._waiters: deque[_Waiter] = deque()
         self._closed = False
@@ -168,6 +171,7 @@ class Pool:
     def _keep(self, connection: Connection, now: float) -> None:
         self._idle.setdefault(connection.route.key, []).append(connection)
         self._idle_count += 1
+        self._next_expiry = min(self._next_expiry, connection.expires_at)
         self._prune(now)
         if self._idle_count > self._limits.max_keepalive:
             self._close_oldest_idle()
@@ -193,8 +197,9 @@ class Pool:
 
     def _prune(self, now: float) -> None:
         """Close idle connections past their expiry."""
-        if not self._idle_count:
-            return
+        if not self._idle_count or now < self._next_expiry:
+            return  # None can have expired: no scan (it runs twice per request).
+        self._next_expiry = _INFINITY
         for key, idle in list(self._idle.items()):
             live = [c for c in idle if c.expires_at > now]
             for connection in idle:
@@ -204,6 +209,7 @@ class Pool:
             self._idle_count -= len(idle) - len(live)
             if live:
                 self._idle[key] = live
+                self._next_expiry = min(self._next_expiry, *(c.expires_at for c in live))
             else:
                 del self._idle[key]
 
