@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Callable
 from contextlib import aclosing
 
 import anyio
@@ -204,6 +205,29 @@ async def test_keepalive_expiry_limit_drops_idle_connections() -> None:
             await anyio.sleep(0.4)
             _, timings = await fetch(client, "/b")
     assert timings.reused is False
+
+
+async def test_an_idle_connection_outliving_an_earlier_expiry_still_expires_on_time() -> None:
+    # The pool scans for expired connections only once one can have expired;
+    # after a scan that closes one, the next expiry among the survivors must
+    # still be watched, whatever other routes are kept in between.
+    def keep_for(seconds: bytes) -> Callable[[int, int, bytes], list[bytes | float | object]]:
+        return lambda c, i, r: ok(b"ok", b"keep-alive: timeout=" + seconds)
+
+    async with (
+        keepalive_server(keep_for(b"0.1")) as (short, _),
+        keepalive_server(keep_for(b"1.0")) as (longer, longer_log),
+        keepalive_server(lambda c, i, r: ok()) as (other, _),
+        Client() as client,
+    ):
+        await fetch(client, f"{short}/a")
+        await fetch(client, f"{longer}/a")
+        await anyio.sleep(0.3)  # The short one expired; a request elsewhere scans.
+        await fetch(client, f"{other}/a")
+        await anyio.sleep(1.0)  # Now the longer one expired too.
+        _, timings = await fetch(client, f"{longer}/b")
+    assert timings.reused is False
+    assert longer_log.connections == 2
 
 
 async def test_idle_connection_closed_by_the_server_is_noticed_before_reuse() -> None:
