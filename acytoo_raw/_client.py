@@ -438,9 +438,10 @@ class Client:
         else:
             full = url
         known = (full, parse_url(full))
-        if len(self._parsed_urls) >= _MAX_PARSED_URLS:
-            self._parsed_urls.clear()
-        self._parsed_urls[url] = known
+        if type(url) is str:  # Not a subclass: a later hit must give back a plain str.
+            if len(self._parsed_urls) >= _MAX_PARSED_URLS:
+                self._parsed_urls.clear()
+            self._parsed_urls[url] = known
         return known
 
     def _proxy_for(self, target: URL) -> ProxyURL | None:
@@ -554,7 +555,7 @@ class _OpenStream(AbstractAsyncContextManager[Response]):
     and its wrapper fewer per request.
     """
 
-    __slots__ = ("_arguments", "_client", "_held")
+    __slots__ = ("_arguments", "_client", "_entered", "_held")
 
     def __init__(
         self,
@@ -570,10 +571,12 @@ class _OpenStream(AbstractAsyncContextManager[Response]):
         self._client = client
         self._arguments = (url, method, json, content, headers, timeout, record_pieces)
         self._held: tuple[Connection, ResponseReader, Response] | None = None
+        self._entered = False
 
     async def __aenter__(self) -> Response:
-        if self._held is not None:
-            raise RuntimeError("this open_stream() block is already open")
+        if self._entered:  # Before the await: two tasks can't both get in.
+            raise RuntimeError("this open_stream() block was already entered")
+        self._entered = True
         self._held = await self._client._begin(*self._arguments)
         return self._held[2]
 

@@ -145,11 +145,15 @@ def check_error_handler(errors: str) -> None:
         ) from exc
 
 
-@lru_cache(maxsize=64)  # Names are short (MAX_CHARSET_NAME); a server repeats its own.
 def _text_codec(charset: str | None) -> codecs.CodecInfo:
     """The codec for a server's charset name, by the rule in the module docstring."""
     if not charset or len(charset) > MAX_CHARSET_NAME:
         return _UTF8
+    return _codec_for_name(charset)
+
+
+@lru_cache(maxsize=64)  # Short names only (MAX_CHARSET_NAME); a server repeats its own.
+def _codec_for_name(charset: str) -> codecs.CodecInfo:
     name = _NOT_NAME.sub("_", charset.lower()).strip("_")
     module = _PYTHON_ALIASES.get(name) or _PYTHON_ALIASES.get(name.replace(".", "_")) or name
     if module not in _DECODABLE:

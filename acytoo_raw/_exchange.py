@@ -96,6 +96,9 @@ async def exchange(
         await _send(connection, data, limits, deadline, clock)
     except RemoteProtocolError as exc:
         send_error = exc
+        # Answered before the request was sent whole: whatever the answer,
+        # the server may still wait for the rest of it, so no reuse.
+        reader.forbid_reuse()
         if socket.early_answer:  # Read through TLS while we waited to write.
             reader.prepend(socket.early_answer)
             socket.early_answer = b""

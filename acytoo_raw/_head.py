@@ -58,13 +58,15 @@ class ResponseHead:
         return f"<ResponseHead {self.status_code} {self.reason!r} HTTP/{self.http_version!r}>"
 
 
-def parse_common_head(head: bytes) -> ResponseHead | None:
+def parse_common_head(head: bytes, request_method: bytes) -> ResponseHead | None:
     """``head`` (through the blank line that ends it) parsed, or ``None``: ask h11.
 
     Never raises: every head it does not accept whole goes to h11, which
-    either parses it or says what is wrong with it.
+    either parses it or says what is wrong with it. The answer to a CONNECT
+    always goes to h11: a 2xx there switches protocols (a tunnel, never a
+    connection to reuse).
     """
-    if not head.endswith(b"\r\n\r\n"):
+    if request_method == b"CONNECT" or not head.endswith(b"\r\n\r\n"):
         return None  # Bare LF line ends, or no header section: h11's rules.
     lines = head[:-4].split(b"\r\n")
     status = _STATUS_LINE.fullmatch(lines[0])

@@ -304,6 +304,7 @@ class ResponseReader:
         "_method",
         "_parser",
         "_pending",
+        "_reuse_forbidden",
         "_stream",
         "received_any",
     )
@@ -317,8 +318,14 @@ class ResponseReader:
         self._parser: BodyParser | None = None
         self._pending = b""  # Body bytes that arrived with the head.
         self._keep_alive = False
+        self._reuse_forbidden = False
         self._early = b""  # Response bytes read while the request was still being sent.
         self.received_any = False  # Some response byte arrived: a replay is no longer safe.
+
+    def forbid_reuse(self) -> None:
+        """The connection must close after this response, however cleanly it ends
+        (the request was not sent whole: the server may still wait for the rest)."""
+        self._reuse_forbidden = True
 
     def prepend(self, data: bytes) -> None:
         """Response bytes that arrived before the head was asked for (an early answer)."""
@@ -336,6 +343,7 @@ class ResponseReader:
         parser = self._parser
         return (
             self._keep_alive
+            and not self._reuse_forbidden
             and parser is not None
             and parser.done
             and parser.error is None
@@ -392,7 +400,7 @@ class ResponseReader:
         """One head's bytes: the final head, or ``None`` for an interim (1xx) one."""
         connection = self._connection
         if connection is None:
-            head = parse_common_head(data)
+            head = parse_common_head(data, self._method)
             if head is not None:
                 return head
             connection = self._connection = state_after_request(self._method)

@@ -50,7 +50,14 @@ def bind_to_running_loop() -> LoopBinding:
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None and isinstance(native, asyncio.AbstractEventLoop):
         get_loop = asyncio._get_running_loop  # None outside a running loop, never raises.
-        return LoopBinding(token, lambda: get_loop() is native, native.time, cancelled)
+        current_task = asyncio.current_task
+
+        def in_this_loop() -> bool:
+            # The task check tells a trio guest run on this loop (trio tasks
+            # are no asyncio tasks) from the loop's own tasks.
+            return get_loop() is native and current_task(native) is not None
+
+        return LoopBinding(token, in_this_loop, native.time, cancelled)
     trio = sys.modules.get("trio")
     if trio is not None and isinstance(native, trio.lowlevel.TrioToken):
         current_trio_token = trio.lowlevel.current_trio_token

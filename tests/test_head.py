@@ -24,7 +24,7 @@ from acytoo_raw._http11 import state_after_request
 from tests.test_readpath import tcp_pair
 
 
-def _h11_reading(head: bytes, method: bytes = b"POST") -> tuple[h11.Response, bool] | str:
+def _h11_reading(head: bytes, method: bytes) -> tuple[h11.Response, bool] | str:
     """What h11 makes of ``head``: the final response and its keep-alive, or why not."""
     connection = state_after_request(method)
     connection.receive_data(head)
@@ -38,13 +38,15 @@ def _h11_reading(head: bytes, method: bytes = b"POST") -> tuple[h11.Response, bo
     return event_, keep_alive
 
 
-def _assert_same_as_h11(head: bytes, *, count: bool = False) -> ResponseHead | None:
-    ours = parse_common_head(head)
+def _assert_same_as_h11(
+    head: bytes, method: bytes = b"POST", *, count: bool = False
+) -> ResponseHead | None:
+    ours = parse_common_head(head, method)
     if count:  # Hypothesis' statistics show both paths are exercised.
         event("asked h11" if ours is None else "parsed directly")
     if ours is None:
         return None
-    theirs = _h11_reading(head)
+    theirs = _h11_reading(head, method)
     assert not isinstance(theirs, str), (head, theirs)
     response, keep_alive = theirs
     assert ours.status_code == response.status_code
@@ -95,20 +97,20 @@ def test_common_heads_are_parsed_directly_and_equal_h11s(head: bytes) -> None:
 
 @pytest.mark.parametrize("head", LEFT_TO_H11)
 def test_heads_off_the_common_path_are_left_to_h11(head: bytes) -> None:
-    assert parse_common_head(head) is None
+    assert parse_common_head(head, b"POST") is None
 
 
 def test_connection_close_in_any_case_and_list_position_ends_keep_alive() -> None:
-    head = parse_common_head(b"HTTP/1.1 200 OK\r\nconnection: Upgrade, CLOSE \r\n\r\n")
+    head = parse_common_head(b"HTTP/1.1 200 OK\r\nconnection: Upgrade, CLOSE \r\n\r\n", b"GET")
     assert head is not None
     assert head.keep_alive is False
-    head = parse_common_head(b"HTTP/1.1 200 OK\r\nconnection: closed\r\n\r\n")
+    head = parse_common_head(b"HTTP/1.1 200 OK\r\nconnection: closed\r\n\r\n", b"GET")
     assert head is not None
     assert head.keep_alive is True
 
 
 def test_transfer_encoding_value_is_lower_cased_as_h11_does() -> None:
-    head = parse_common_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n\r\n")
+    head = parse_common_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n\r\n", b"GET")
     assert head is not None
     assert head.headers == [(b"transfer-encoding", b"chunked")]
 
@@ -234,20 +236,32 @@ def _heads(draw: st.DrawFn) -> bytes:
     return data + b"\r\n" + b"\r\n"  # Some blank line ends it, whatever came before.
 
 
+# h11 judges a response by the request it answers: HEAD and CONNECT differ.
+_methods = st.sampled_from([b"GET", b"POST", b"HEAD", b"CONNECT"])
+
+
 @settings(max_examples=3000, deadline=None)
-@given(_heads())
-def test_any_head_parsed_directly_is_what_h11_parses(data: bytes) -> None:
+@given(_heads(), _methods)
+def test_any_head_parsed_directly_is_what_h11_parses(data: bytes, method: bytes) -> None:
     end = find_head_end(data) if data[:1] >= b"!" else None
     if end is None:
         return
-    _assert_same_as_h11(data[:end], count=True)
+    _assert_same_as_h11(data[:end], method, count=True)
 
 
 @settings(max_examples=1000, deadline=None)
-@given(st.binary(max_size=200))
-def test_any_bytes_never_raise_and_agree_with_h11(data: bytes) -> None:
+@given(st.binary(max_size=200), _methods)
+def test_any_bytes_never_raise_and_agree_with_h11(data: bytes, method: bytes) -> None:
     head = data + b"\r\n\r\n"
-    _assert_same_as_h11(head, count=True)
+    _assert_same_as_h11(head, method, count=True)
+
+
+@pytest.mark.parametrize("status", [b"200 Connection established", b"204 No Content"])
+def test_an_answer_to_connect_is_left_to_h11(status: bytes) -> None:
+    # A 2xx to CONNECT switches protocols in h11 (a tunnel, never kept alive).
+    head = b"HTTP/1.1 " + status + b"\r\n\r\n"
+    assert parse_common_head(head, b"CONNECT") is None
+    assert parse_common_head(head, b"GET") is not None
 
 
 # --- the reader uses it, and makes h11's state only when needed -----------------------------

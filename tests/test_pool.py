@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 from contextlib import aclosing
 
@@ -34,6 +35,7 @@ from tests.peers import (
     keepalive_server,
     read_request,
     response,
+    script,
     scripted_server,
     wait_for_close,
 )
@@ -555,6 +557,72 @@ async def test_early_answer_while_uploading_is_the_http_status_error() -> None:
     assert caught.value.body == b'{"error":"too large"}'
 
 
+async def test_an_answer_before_the_request_was_sent_whole_never_reuses_the_connection() -> None:
+    # A server that answers 413 with keep-alive and stops reading: the rest of
+    # the body is never sent, so the next request's bytes would land in the
+    # middle of the old body. (A blocking socket in a thread: an asyncio
+    # server would read, and buffer, everything.)
+    stop = threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def answer_early_then_stall() -> None:
+            peer, _ = listener.accept()
+            with peer:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += peer.recv(65536)
+                peer.sendall(response(b"too large", status=b"413 Payload Too Large"))
+                stop.wait(BOUND)
+
+        thread = threading.Thread(target=answer_early_then_stall, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        try:
+            async with Client(base_url=base) as client:
+                with anyio.fail_after(BOUND):
+                    async with client.open_stream("/", content=b"x" * (32 << 20)) as r:
+                        assert (r.status_code, await r.aread()) == (413, b"too large")
+                assert (client._pool.idle_connections, client._pool.open_connections) == (0, 0)
+        finally:
+            stop.set()
+            thread.join(BOUND)
+
+
+async def test_a_2xx_answer_to_connect_never_goes_back_to_the_pool() -> None:
+    async with (
+        scripted_server(script(b"HTTP/1.1 200 Connection established\r\n\r\n", hang=True)) as (
+            base,
+            _,
+        ),
+        Client(base_url=base) as client,
+    ):
+        with anyio.fail_after(BOUND):
+            async with client.open_stream("/", method="CONNECT") as r:
+                assert (r.status_code, await r.aread()) == (200, b"")
+        assert (client._pool.idle_connections, client._pool.open_connections) == (0, 0)
+
+
+async def test_one_open_stream_block_entered_by_two_tasks_at_once_is_refused() -> None:
+    async with keepalive_server(lambda c, i, r: ok()) as (base, _), Client(base_url=base) as client:
+        block = client.open_stream("/a")
+        outcomes: list[str] = []
+
+        async def enter() -> None:
+            try:
+                async with block as r:
+                    await r.aread()
+                    outcomes.append("read")
+            except RuntimeError as exc:
+                outcomes.append(str(exc))
+
+        with anyio.fail_after(BOUND):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(enter)
+                tasks.start_soon(enter)  # While the first still waits for its answer.
+        assert sorted(outcomes) == ["read", "this open_stream() block was already entered"]
+        assert (client._pool.idle_connections, client._pool.open_connections) == (1, 1)
+
+
 async def test_two_tasks_reading_one_response_is_a_typed_error() -> None:
     def respond(conn: int, index: int, request: bytes) -> list[bytes | float | object]:
         return [chunked_head(), 0.2, chunk(b"x"), LAST_CHUNK]
@@ -682,6 +750,7 @@ async def test_an_error_status_read_to_its_end_keeps_the_connection() -> None:
 
     async with keepalive_server(respond) as (base, log):
         async with Client(base_url=base) as client:
+
             async def read_all() -> None:
                 with anyio.fail_after(BOUND):
                     async with aclosing(client.stream_text("/x")) as pieces:
