@@ -83,11 +83,15 @@ def _cpu_model() -> str:
 
 
 def _version(name: str) -> str:
+    if name == "acytoo_raw":
+        # What runs may be a checkout on PYTHONPATH, not the (older) copy
+        # whose metadata is installed: ask the module itself.
+        return str(getattr(importlib.import_module(name), "__version__", "unknown"))
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         pass
-    try:  # e.g. acytoo_raw run from a source checkout
+    try:
         return str(getattr(importlib.import_module(name), "__version__", "unknown"))
     except Exception:
         return "not installed"
