@@ -29,6 +29,7 @@ from acytoo_raw import (
     TotalTimeout,
     _network,
     _readers,
+    _trio_reader,
 )
 from acytoo_raw._http11 import ResponseReader, build_request
 from acytoo_raw._network import SocketStream
@@ -287,15 +288,15 @@ def count_timer_arms(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> lis
 
         monkeypatch.setattr(AsyncioReceiver, "_set_timer", record)
     else:
-        original_add = _readers._TrioTimers.add
+        original_add = _trio_reader._TrioTimers.add
 
         def record_add(
-            self: _readers._TrioTimers, when: float, owner: TrioReceiver
+            self: _trio_reader._TrioTimers, when: float, owner: TrioReceiver
         ) -> list[object]:
             arms.append(when)
             return original_add(self, when, owner)
 
-        monkeypatch.setattr(_readers._TrioTimers, "add", record_add)
+        monkeypatch.setattr(_trio_reader._TrioTimers, "add", record_add)
     return arms
 
 
