@@ -1,7 +1,7 @@
 """HTTP CONNECT tunnels: the request is built sans-IO, h11 reads the reply.
 
 Plain-HTTP origins don't come here: they go to an HTTP proxy in absolute form
-(``POST http://host:port/path``), built by :func:`._http11.build_request`, as
+(``POST http://host:port/path``), built by :func:`._http11.encode_request`, as
 curl, httpx and aiohttp do; stock squid allows CONNECT to port 443 only.
 """
 
